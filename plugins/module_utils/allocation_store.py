@@ -1,0 +1,262 @@
+# Copyright: (c) 2026, berth.ports contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The on-host SQLite state: one file, versioned, written one transaction at a time.
+
+Guarantees kept here, whatever calls it:
+
+* every write is one ``BEGIN IMMEDIATE`` transaction with a busy timeout, so
+  concurrent writers serialise and each plans against what the previous one
+  committed;
+* a crash leaves the file as before or as after (SQLite's rollback journal);
+* a file that is not ours (not SQLite, corrupt, another application's) is
+  never written, recreated or "repaired": the call fails and says so;
+* read-only calls never create anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import time
+from typing import Iterator, List, Optional, Sequence
+from urllib.parse import quote
+
+from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+
+DEFAULT_DB_PATH = "/var/lib/berth/ports.db"
+
+# PRAGMA application_id: "bert" in ASCII. Tells a berth database from any
+# other SQLite file without guessing from table names.
+APPLICATION_ID = 0x62657274
+
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Step N takes a database from user_version N to N+1. All pending steps run in
+# the transaction that first opens the file for writing, so a database at any
+# older version comes forward in one step or not at all.
+_MIGRATIONS = (
+    (
+        """CREATE TABLE allocations (
+            id INTEGER PRIMARY KEY,
+            owner TEXT NOT NULL,
+            proto TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),
+            first_port INTEGER NOT NULL CHECK (first_port BETWEEN 1 AND 65535),
+            last_port INTEGER NOT NULL CHECK (last_port BETWEEN first_port AND 65535),
+            shared INTEGER NOT NULL CHECK (shared IN (0, 1)),
+            kind TEXT NOT NULL CHECK (kind IN ('dynamic', 'static')),
+            created TEXT NOT NULL
+        )""",
+    ),
+    (
+        # Lookups by owner (every module call) and by position (port_info,
+        # collision checks) without scanning the table.
+        "CREATE INDEX allocations_by_owner ON allocations (owner, proto)",
+        "CREATE INDEX allocations_by_port ON allocations (proto, first_port)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_COLUMNS = "id, owner, proto, first_port, last_port, shared, kind, created"
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Transaction:
+    """Reads and writes inside one open transaction."""
+
+    def __init__(self, conn: Optional[sqlite3.Connection]) -> None:
+        self._conn = conn  # None: the database does not exist yet
+
+    def rows(self, proto: Optional[str] = None, owner: Optional[str] = None) -> List[Allocation]:
+        if self._conn is None:
+            return []
+        where, args = [], []  # type: List[str], List[object]
+        if proto is not None:
+            where.append("proto = ?")
+            args.append(proto)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        sql = "SELECT %s FROM allocations%s ORDER BY id" % (_COLUMNS, " WHERE " + " AND ".join(where) if where else "")
+        return [
+            Allocation(owner_, proto_, first, last, bool(shared), kind, created, id_)
+            for id_, owner_, proto_, first, last, shared, kind, created in self._conn.execute(sql, args)
+        ]
+
+    def apply(self, plan: Plan) -> None:
+        if self._conn is None:
+            raise PortsError("internal error: cannot write through a read-only transaction")
+        self._conn.executemany("DELETE FROM allocations WHERE id = ?", [(row.id,) for row in plan.remove])
+        self._conn.executemany(
+            "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r.owner, r.proto, r.first, r.last, int(r.shared), r.kind, r.created) for r in plan.add],
+        )
+
+
+class AllocationStore:
+    """The allocation database at ``path``."""
+
+    def __init__(self, path: str = DEFAULT_DB_PATH, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        if not isinstance(path, str) or not path or "\x00" in path:
+            raise PortsError("db_path %r is not a usable file path" % (path,))
+        self.path = path
+        self.busy_timeout = busy_timeout
+
+    # -- public entry points -------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Transaction]:
+        """An exclusive write transaction; creates the file (0600, dir 0700) if needed."""
+        self._prepare_parent()
+        self._create_file()
+        self._check_header()
+        with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
+            self._check_schema(conn, migrate=True)
+            yield Transaction(conn)
+
+    @contextlib.contextmanager
+    def read(self, readonly: bool = False) -> Iterator[Transaction]:
+        """A consistent read; a missing database reads as empty and is not created.
+
+        ``readonly`` opens the file read-only (the lookup, on files it may not
+        own); otherwise a hot journal left by a crashed writer can be rolled back.
+        """
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
+        if not os.path.lexists(self.path):
+            yield Transaction(None)
+            return
+        self._check_header()
+        with self._transaction("BEGIN", readonly=readonly) as conn:
+            if self._check_schema(conn, migrate=False):
+                yield Transaction(conn)
+            else:
+                yield Transaction(None)
+
+    # -- internals --------------------------------------------------------------
+
+    def _prepare_parent(self) -> None:
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(parent):
+            return
+        if os.path.lexists(parent):
+            raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
+        try:
+            os.makedirs(parent, 0o700)
+            os.chmod(parent, 0o700)  # makedirs' mode is filtered by the umask
+        except FileExistsError:
+            if not os.path.isdir(parent):
+                raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
+        except OSError as exc:
+            raise PortsError("db_path %s: cannot create %s: %s" % (self.path, parent, exc.strerror))
+
+    def _create_file(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except FileExistsError:
+            return  # ours from an earlier run, or another writer just made it
+        except OSError as exc:
+            raise PortsError("db_path %s: cannot create it: %s" % (self.path, exc.strerror))
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+    def _check_header(self) -> None:
+        try:
+            st = os.stat(self.path)
+            if not stat.S_ISREG(st.st_mode):
+                raise PortsError("db_path %s is not a regular file; refusing to use it" % self.path)
+            with open(self.path, "rb") as handle:
+                header = handle.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise PortsError("db_path %s: cannot read it: %s" % (self.path, exc.strerror))
+        # An empty file holds nothing to lose (we or `touch` just made it);
+        # anything else must be SQLite before SQLite is let near it.
+        if header and header != _SQLITE_MAGIC:
+            raise PortsError("db_path %s is not an SQLite database; refusing to touch it" % self.path)
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str, readonly: bool) -> Iterator[sqlite3.Connection]:
+        conn = None
+        try:
+            if readonly:
+                uri = "file:%s?mode=ro" % quote(os.path.abspath(self.path))
+            else:
+                # mode=rw: never let SQLite create the file behind our checks.
+                uri = "file:%s?mode=rw" % quote(os.path.abspath(self.path))
+            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+            conn.execute(begin)
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            raise self._translate(exc)
+        except BaseException:
+            self._rollback(conn)
+            raise
+        finally:
+            if conn is not None:
+                conn.close()
+
+    @staticmethod
+    def _rollback(conn: Optional[sqlite3.Connection]) -> None:
+        if conn is not None and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # closing the connection rolls back as well
+
+    def _translate(self, exc: sqlite3.Error) -> PortsError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return PortsError(
+                "db_path %s: still locked by another writer after %.0fs; nothing changed" % (self.path, self.busy_timeout)
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
+            return PortsError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, text))
+        return PortsError("db_path %s: %s; nothing changed" % (self.path, text))
+
+    def _check_schema(self, conn: sqlite3.Connection, migrate: bool) -> bool:
+        """Bring the schema to SCHEMA_VERSION (when writing); False if the file is still blank."""
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        blank = app_id == 0 and version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if blank:
+            if not migrate:
+                return False
+            conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
+        elif app_id != APPLICATION_ID:
+            raise PortsError(
+                "db_path %s is an SQLite database of another application (application_id %d); refusing to touch it"
+                % (self.path, app_id)
+            )
+        if version > SCHEMA_VERSION:
+            raise PortsError(
+                "db_path %s has schema version %d, newer than this berth.ports knows (%d); upgrade the collection"
+                % (self.path, version, SCHEMA_VERSION)
+            )
+        if version < SCHEMA_VERSION and migrate:
+            for step in _MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement)
+            conn.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+        elif version < 1:
+            return False
+        tables = set(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        if "allocations" not in tables:
+            raise PortsError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
+        return True
+
+
+def load_rows(store: AllocationStore, proto: Optional[str] = None, readonly: bool = False) -> Sequence[Allocation]:
+    with store.read(readonly=readonly) as tx:
+        return tx.rows(proto=proto)

@@ -1,0 +1,18 @@
+# Copyright: (c) 2026, berth.ports contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one exception type the allocator raises.
+
+Modules turn it into ``fail_json(msg=str(exc))`` and the lookup into
+``AnsibleLookupError``; anything else escaping the core is a bug.
+"""
+
+from __future__ import annotations
+
+
+class PortsError(Exception):
+    """A request that cannot be served; the message is one line for operators."""
+
+    def __init__(self, message: str) -> None:
+        # Messages end up in the `msg` of a failed task: keep them to one line
+        # even when they quote user input that contains newlines.
+        super().__init__(" ".join(str(message).split()))

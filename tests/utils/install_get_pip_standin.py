@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) berth.ports contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Put get_pip_standin.py where the installed ansible-test looks for its cache.

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) berth.ports contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Mirror the checkout into DEST (.../ansible_collections/berth/ports).
@@ -12,6 +11,11 @@ What is copied: in a git checkout, every file git tracks or would track
 decides and venvs, databases, build and test output never leak in.
 Outside git, a walk that skips the same usual suspects. Files in DEST that
 are no longer in the source are removed, so the copy is exact.
+
+DEST gets an empty git repository of its own (``git init``, nothing
+committed). ansible-test lists content through the nearest ``.git`` above
+its working directory; without one in DEST it would find the checkout's,
+where .build/ is ignored, and see no files at all ("All targets skipped").
 """
 
 import os
@@ -80,21 +84,26 @@ def main():
             shutil.copy2(s, d)
             copied += 1
 
-    # drop what is no longer in the source (keep ansible-test's tests/output)
+    # drop what is no longer in the source (keep .git and ansible-test's tests/output)
+    keep = {'.git', os.path.join('tests', 'output')}
     removed = 0
     for root, dirs, names in os.walk(dest, topdown=True):
         rel_root = os.path.relpath(root, dest)
-        if rel_root == os.path.join('tests', 'output') or rel_root.startswith(os.path.join('tests', 'output') + os.sep):
-            dirs[:] = []
-            continue
+        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel_root, d)) not in keep]
         for name in names:
             rel = os.path.normpath(os.path.join(rel_root, name))
             if rel not in files:
                 os.remove(os.path.join(root, name))
                 removed += 1
     for root, dirs, names in os.walk(dest, topdown=False):
+        rel_root = os.path.relpath(root, dest)
+        if any(rel_root == k or rel_root.startswith(k + os.sep) for k in keep):
+            continue
         if root != dest and not os.listdir(root):
             os.rmdir(root)
+
+    if not os.path.isdir(os.path.join(dest, '.git')):
+        subprocess.run(['git', 'init', '-q', dest], check=True)
 
     print('collection copy %s: %d files, %d updated, %d removed' % (dest, len(files), copied, removed))
 

@@ -1,0 +1,138 @@
+# Test and CI harness for the berth.ports collection (GNU make).
+#
+# Every target installs what it needs: `venv` builds .venv/ from
+# tests/requirements.txt, `collection` mirrors the checkout to the path
+# ansible-test insists on (.build/collections/ansible_collections/berth/ports).
+# `make test` runs the whole suite; .ci/run calls it on a bare Debian box.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS    += --no-print-directory
+
+ROOT         := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON       ?= python3
+VENV         := $(ROOT)/.venv
+VBIN         := $(VENV)/bin
+STAMP        := $(VENV)/.installed-requirements
+REQUIREMENTS := $(ROOT)/tests/requirements.txt
+COLLECTIONS  := $(ROOT)/.build/collections
+COLL         := $(COLLECTIONS)/ansible_collections/berth/ports
+DEMO_DB      := $(ROOT)/demo/ports.db
+
+# Python that ansible-test's --venv environments are built from (the venv's own).
+TEST_PYTHON  ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# Extra arguments, e.g. `make sanity ANSIBLE_TEST_ARGS="--test pep8"`.
+ANSIBLE_TEST_ARGS ?=
+PYTEST_ARGS  ?=
+
+# The venv first on PATH, the built copy first on the collections path
+# (ansible.posix & co. come from the `ansible` package in the venv).
+RUN := env PATH="$(VBIN):$$PATH" VIRTUAL_ENV="$(VENV)" \
+	ANSIBLE_COLLECTIONS_PATH="$(COLLECTIONS)" \
+	ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
+
+header = @printf '\n==== %s ====\n' "$(1)"
+
+.PHONY: help venv collection demo unit sanity units integration molecule lint test clean
+
+help:
+	@echo 'berth.ports harness:'
+	@echo '  make venv         .venv/ with the pinned toolchain (tests/requirements.txt)'
+	@echo '  make collection   copy the checkout to $(COLL:$(ROOT)/%=%)'
+	@echo '  make demo         allocate ports for sample services into demo/ports.db'
+	@echo '  make unit         pytest tests/unit (+ tests/reliability if present)'
+	@echo '  make sanity       ansible-test sanity (offline-safe --venv)'
+	@echo '  make units        ansible-test units'
+	@echo '  make integration  ansible-test integration --allow-destructive (local, root)'
+	@echo '  make lint         ansible-lint, production profile, roles/ and playbooks/'
+	@echo '  make molecule     extensions/molecule/run.sh'
+	@echo '  make test         all of the above but demo'
+	@echo '  make clean        remove .venv, .build, demo/ and test output'
+
+# ---------------------------------------------------------------- venv
+venv: $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	$(call header,venv: $(VENV))
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+		echo 'python3 has no venv/ensurepip: installing python3-venv with apt'; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; \
+	fi
+	@test -x $(VBIN)/python || $(PYTHON) -m venv $(VENV)
+	$(VBIN)/python -m pip install --disable-pip-version-check -q --upgrade pip
+	$(VBIN)/python -m pip install --disable-pip-version-check -q -r $(REQUIREMENTS)
+	@# ansible-test --venv downloads a get-pip.py from a host that is not on
+	@# the allowed list here; put an ensurepip-based stand-in in its cache.
+	$(VBIN)/python $(ROOT)/tests/utils/install_get_pip_standin.py
+	@touch $@
+
+# ---------------------------------------------------------- collection
+# Always re-synced: it is cheap and make cannot see every source file.
+collection: venv
+	$(call header,collection: $(COLL:$(ROOT)/%=%))
+	@$(VBIN)/python $(ROOT)/tests/utils/sync_collection.py $(ROOT) $(COLL)
+
+# ---------------------------------------------------------------- demo
+demo: collection
+	$(call header,demo: sample services into $(DEMO_DB:$(ROOT)/%=%))
+	@mkdir -p $(dir $(DEMO_DB))
+	cd $(ROOT) && $(RUN) ansible-playbook -i localhost, -c local \
+		-e berth_demo_db=$(DEMO_DB) playbooks/demo.yml
+
+# -------------------------------------------------------- unit (pytest)
+unit: collection
+	$(call header,unit: pytest tests/unit$(if $(wildcard $(ROOT)/tests/reliability), tests/reliability))
+	cd $(COLL) && $(RUN) PYTHONPATH=$(COLLECTIONS) python -m pytest -p no:cacheprovider \
+		tests/unit $(if $(wildcard $(ROOT)/tests/reliability),tests/reliability) $(PYTEST_ARGS)
+
+# ------------------------------------------------------------- sanity
+sanity: collection
+	$(call header,sanity: ansible-test sanity --venv --python $(TEST_PYTHON))
+	cd $(COLL) && $(RUN) ansible-test sanity --venv --python $(TEST_PYTHON) \
+		--color no $(ANSIBLE_TEST_ARGS)
+
+# -------------------------------------------------------------- units
+units: collection
+	$(call header,units: ansible-test units --venv --python $(TEST_PYTHON))
+	cd $(COLL) && $(RUN) ansible-test units --venv --python $(TEST_PYTHON) \
+		--color no $(ANSIBLE_TEST_ARGS)
+
+# -------------------------------------------------------- integration
+# --local: the targets run in .venv, where the `ansible` package supplies
+# ansible.posix and community.general; they change the host, hence root.
+integration: collection
+	$(call header,integration: ansible-test integration --local --allow-destructive)
+	cd $(COLL) && $(RUN) ansible-test integration --local --python $(TEST_PYTHON) \
+		--allow-destructive --color no $(ANSIBLE_TEST_ARGS)
+
+# --------------------------------------------------------------- lint
+lint: collection
+	$(call header,lint: ansible-lint --profile production roles/ playbooks/)
+	cd $(COLL) && $(RUN) ansible-lint --profile production --offline \
+		$(notdir $(wildcard $(ROOT)/roles $(ROOT)/playbooks))
+
+# ----------------------------------------------------------- molecule
+molecule: collection
+	$(call header,molecule: extensions/molecule/run.sh)
+	cd $(ROOT) && $(RUN) bash extensions/molecule/run.sh
+
+# --------------------------------------------------------------- test
+# Each step runs even when an earlier one failed; the target fails if any did.
+TEST_STEPS := unit sanity units integration lint molecule
+
+test: collection
+	@failed=""; \
+	for step in $(TEST_STEPS); do \
+		start=$$(date +%s); \
+		if $(MAKE) $$step; then result=ok; else result=FAILED; failed="$$failed $$step"; fi; \
+		echo "---- $$step: $$result in $$(( $$(date +%s) - start ))s"; \
+	done; \
+	printf '\n==== test summary ====\n'; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi; \
+	echo 'all steps passed: $(TEST_STEPS)'
+
+# -------------------------------------------------------------- clean
+clean:
+	rm -rf $(VENV) $(ROOT)/.build $(ROOT)/demo $(ROOT)/tests/output $(ROOT)/.pytest_cache $(ROOT)/.hypothesis
+	find $(ROOT) -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -77,7 +77,10 @@ collection: venv
 demo: collection
 	$(call header,demo: sample services into $(DEMO_DB:$(ROOT)/%=%))
 	@mkdir -p $(dir $(DEMO_DB))
+	@# the venv's python runs the modules too: interpreter discovery may
+	@# otherwise pick a pyenv shim for a version that is not active
 	cd $(ROOT) && $(RUN) ansible-playbook -i localhost, -c local \
+		-e ansible_python_interpreter=$(VBIN)/python \
 		-e berth_demo_db=$(DEMO_DB) playbooks/demo.yml
 
 # -------------------------------------------------------- unit (pytest)

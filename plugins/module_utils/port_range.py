@@ -85,8 +85,13 @@ def parse_port_list(items: Iterable[object], what: str = "ports") -> List[PortRa
 
 
 def static_band_size(size: int) -> int:
-    """Size of the static band of a range of ``size`` ports (Kubernetes' NodePort rule)."""
-    if size < 16:
+    """Size of the static band of a range of ``size`` ports (Kubernetes' NodePort rule).
+
+    A range of 16 ports or fewer has no static band: SPEC.md's own example
+    (30000-30015, which is 16 ports, gives 0) and Kubernetes' portallocator
+    (``if rangeSize <= min``) agree on that, against the SPEC's "fewer than 16".
+    """
+    if size <= 16:
         return 0
     return min(max(16, size // 32), 128)
 

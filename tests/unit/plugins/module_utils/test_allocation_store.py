@@ -1,0 +1,213 @@
+"""The SQLite state: permissions, versioning, locking, and refusing files that are not ours."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+import threading
+
+import pytest
+
+from ansible_collections.berth.ports.plugins.module_utils import allocation_store
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    AllocationStore,
+    load_rows,
+)
+from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+
+
+def digest(path):
+    with open(str(path), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_first_write_creates_dir_0700_and_file_0600(make_host, tmp_path):
+    path = tmp_path / "var" / "lib" / "berth" / "ports.db"
+    host = make_host()
+    host.store = AllocationStore(str(path))
+    old = os.umask(0o022)
+    try:
+        host.allocate("web", 1)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(str(path.parent)).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
+
+
+def test_reads_never_create_the_database(tmp_path):
+    path = tmp_path / "missing" / "ports.db"
+    store = AllocationStore(str(path))
+    assert load_rows(store) == []
+    assert deallocate(store, "web", "all").changed is False
+    assert not path.parent.exists()
+
+
+def test_schema_is_stamped_with_our_application_id_and_version(host, tmp_path):
+    host.allocate("web", 1)
+    conn = sqlite3.connect(str(tmp_path / "ports.db"))
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def _make_version_1(path):
+    """A database as it was after the first migration step only."""
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
+    for statement in allocation_store._MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created)"
+        " VALUES ('rgw', 'tcp', 25080, 25080, 0, 'static', '2026-01-01T00:00:00Z')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+def test_older_schema_is_migrated_keeping_its_rows(host, tmp_path):
+    path = tmp_path / "ports.db"
+    _make_version_1(path)
+    # Reading an old schema does not migrate it (reads never write) ...
+    assert [r.owner for r in host.rows()] == ["rgw"]
+    conn = sqlite3.connect(str(path))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+    # ... the first write does, in its own transaction, and keeps every row.
+    host.allocate("web", 1)
+    conn = sqlite3.connect(str(path))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    indexes = set(r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'"))
+    conn.close()
+    assert {"allocations_by_owner", "allocations_by_port"} <= indexes
+    assert host.ranges("rgw") == ["25080-25080"]
+
+
+def test_failed_migration_leaves_old_schema(host, tmp_path, monkeypatch):
+    path = tmp_path / "ports.db"
+    _make_version_1(path)
+    before = digest(path)
+    broken = allocation_store._MIGRATIONS[:1] + (("CREATE INDEX x ON nowhere (y)",),)
+    monkeypatch.setattr(allocation_store, "_MIGRATIONS", broken)
+    with pytest.raises(PortsError, match="nothing changed"):
+        host.allocate("web", 1)
+    assert digest(path) == before
+
+
+def test_newer_schema_is_refused_untouched(host, tmp_path):
+    path = tmp_path / "ports.db"
+    host.allocate("web", 1)
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION + 1))
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    for call in (lambda: host.allocate("x", 1), host.rows, lambda: deallocate(host.store, "web")):
+        with pytest.raises(PortsError, match="newer than this berth.ports knows"):
+            call()
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"this is not a database at all\n" * 10, "not an SQLite database"),
+        (b"SQLite format 3\x00" + b"\xff" * 4000, "corrupt"),
+    ],
+)
+def test_garbage_files_are_refused_untouched(host, tmp_path, content, message):
+    path = tmp_path / "ports.db"
+    path.write_bytes(content)
+    for call in (lambda: host.allocate("x", 1), lambda: host.allocate("x", 1, check_mode=True), host.rows):
+        with pytest.raises(PortsError, match=message):
+            call()
+    assert path.read_bytes() == content
+    assert sorted(os.listdir(str(tmp_path))) == ["ports.db"]
+
+
+def test_foreign_sqlite_database_is_refused_untouched(host, tmp_path):
+    path = tmp_path / "ports.db"
+    conn = sqlite3.connect(str(path))
+    conn.execute("CREATE TABLE allocations (anything)")
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    with pytest.raises(PortsError, match="another application"):
+        host.allocate("x", 1)
+    assert digest(path) == before
+
+
+def test_empty_file_is_adopted(host, tmp_path):
+    (tmp_path / "ports.db").write_bytes(b"")
+    assert host.rows() == []
+    assert host.allocate("x", 1).changed
+
+
+def test_directory_and_file_parent_are_refused(tmp_path, make_host):
+    (tmp_path / "adir").mkdir()
+    host = make_host()
+    host.store = AllocationStore(str(tmp_path / "adir"))
+    with pytest.raises(PortsError, match="not a regular file"):
+        host.allocate("x", 1)
+    (tmp_path / "afile").write_text("keep me")
+    host.store = AllocationStore(str(tmp_path / "afile" / "ports.db"))
+    with pytest.raises(PortsError, match="not a directory"):
+        host.allocate("x", 1)
+    with pytest.raises(PortsError, match="not a directory"):
+        host.rows()
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_writers_serialise_and_time_out_cleanly(make_host, tmp_path):
+    host = make_host()
+    host.allocate("a", 1)
+    host.store.busy_timeout = 0.2
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_lock():
+        with AllocationStore(host.store.path).write():
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold_lock)
+    thread.start()
+    try:
+        assert held.wait(5)
+        before = host.rows()  # readers are not blocked by a RESERVED lock
+        with pytest.raises(PortsError, match="locked by another writer"):
+            host.allocate("b", 1)
+    finally:
+        release.set()
+        thread.join()
+    assert host.rows() == before
+    assert host.allocate("b", 1).changed
+
+
+def test_failure_inside_transaction_rolls_back(host, monkeypatch):
+    host.allocate("a", 2)
+    before = host.rows()
+    from ansible_collections.berth.ports.plugins.module_utils import allocation_store as mod
+
+    original = mod.Transaction.apply
+
+    def apply_then_fail(self, plan):
+        original(self, plan)
+        raise RuntimeError("simulated crash after writing")
+
+    monkeypatch.setattr(mod.Transaction, "apply", apply_then_fail)
+    with pytest.raises(RuntimeError):
+        host.allocate("a", 5)
+    monkeypatch.setattr(mod.Transaction, "apply", original)
+    assert host.rows() == before
+
+
+def test_bad_paths_are_refused(tmp_path):
+    for bad in ("", None, "a\x00b", 5):
+        with pytest.raises(PortsError, match="db_path"):
+            AllocationStore(bad)

@@ -1,0 +1,78 @@
+"""Validation of what callers ask for, before anything is touched."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
+from ansible_collections.berth.ports.plugins.module_utils.request import (
+    build_allocation_request,
+    build_settings,
+    resolve_owner,
+    validate_owner,
+    validate_proto,
+)
+
+
+@pytest.mark.parametrize("owner", ["web", "ceph-rgw", "a", "x" * 128, "svc@host:1", "9lives", "a.b_c-d"])
+def test_owner_accepted(owner):
+    assert validate_owner(owner) == owner
+
+
+@pytest.mark.parametrize(
+    "owner", ["", "x" * 129, "-web", ".hidden", "_x", "@x", "a b", "a/b", "web\n", "caf\u00e9", None, 5, ["web"]]
+)
+def test_owner_refused(owner):
+    with pytest.raises(PortsError, match="owner"):
+        validate_owner(owner)
+
+
+def test_owner_defaults_to_module_id():
+    assert resolve_owner(None, {"MODULE_ID": "traefik1"}) == "traefik1"
+    assert resolve_owner("web", {"MODULE_ID": "traefik1"}) == "web"
+    with pytest.raises(PortsError, match="MODULE_ID"):
+        resolve_owner(None, {})
+    with pytest.raises(PortsError, match="owner"):
+        resolve_owner(None, {"MODULE_ID": "../etc"})
+
+
+def test_proto():
+    assert validate_proto("udp") == "udp"
+    assert validate_proto("all", allow_all=True) == "all"
+    for bad in ("all", "TCP", "sctp", None):
+        with pytest.raises(PortsError, match="proto"):
+            validate_proto(bad)
+
+
+def test_settings_defaults():
+    settings = build_settings()
+    assert settings.bounds == PortRange(25000, 25999)
+    assert settings.reserved == ()
+    assert settings.skip_listening is True
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"count": 0}, "at least 1"),
+        ({"count": -3}, "at least 1"),
+        ({"count": 1001}, "larger than the range"),
+        ({"count": "2"}, "not an integer"),
+        ({"count": True}, "not an integer"),
+        ({"port": 24999}, "outside the range"),
+        ({"port": 25999, "count": 2}, "outside the range"),
+        ({"shared": True}, "needs port"),
+        ({"proto": "icmp"}, "proto"),
+    ],
+)
+def test_bad_requests_name_owner_and_problem(kwargs, message):
+    with pytest.raises(PortsError, match=message) as info:
+        build_allocation_request("web", **dict({"proto": "tcp"}, **kwargs))
+    assert "\n" not in str(info.value)
+
+
+def test_static_request_range():
+    request = build_allocation_request("web", port=25080, count=3, shared=True)
+    assert request.static_range == PortRange(25080, 25082)
+    assert request.shared is True

@@ -82,7 +82,8 @@ def _held_ports(rows: Iterable[Allocation]) -> Set[int]:
 
 
 def _describe(ports: Iterable[int]) -> str:
-    return ", ".join(str(run) for run in merge(PortRange(p, p) for p in ports))
+    runs = merge(PortRange(p, p) for p in ports)
+    return ", ".join(str(run.first) if run.size == 1 else str(run) for run in runs)
 
 
 def largest_run(runs: Sequence[PortRange]) -> Optional[PortRange]:
@@ -173,7 +174,7 @@ def _plan_static(
             continue
         if not (request.shared and row.shared):
             if row.shared:
-                raise PortsError("%s: held by %s, shared; ask with shared to join it" % (label, _who(row)))
+                raise PortsError("%s: held by %s; ask with shared to join it" % (label, _who(row)))
             raise PortsError("%s: held by %s" % (label, _who(row)))
     if request.keep_existing:
         for row in mine:

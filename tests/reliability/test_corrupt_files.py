@@ -244,9 +244,6 @@ def _page_count(path):
     return os.path.getsize(path) // PAGE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: AllocationStore never runs PRAGMA quick_check, so a page of garbage that the "
-    "query plan does not touch goes unnoticed and the corrupt file is read, and even written"))
 @pytest.mark.parametrize("call", ["allocate", "allocate-check-mode", "deallocate", "read"])
 def test_garbage_in_any_page_is_refused(tmp_path, good_db, call):
     accepted = []

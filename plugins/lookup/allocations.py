@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: allocations
 author:
-  - berth.ports contributors
+  - berth.ports contributors (@berth)
 version_added: 1.0.0
 short_description: Read port allocations from a berth.ports database on the controller
 description:

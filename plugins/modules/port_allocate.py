@@ -22,7 +22,7 @@ description:
   - Returns the ports and the environment variables a systemd unit reads them from (RV(env)).
   - Use M(berth.ports.port_deallocate) to free ports and M(berth.ports.port_info) to inspect the database.
 author:
-  - berth.ports contributors
+  - berth.ports contributors (@berth)
 options:
   owner:
     description:

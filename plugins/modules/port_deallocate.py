@@ -15,7 +15,7 @@ description:
   - Idempotent. Freeing what is not held changes nothing, and never creates the database.
   - Ranges are freed whole; a range that contains one of O(ports) is freed entirely.
 author:
-  - berth.ports contributors
+  - berth.ports contributors (@berth)
 options:
   owner:
     description:

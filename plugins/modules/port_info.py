@@ -15,7 +15,7 @@ description:
     host listen on.
   - Read-only. Never writes or creates the database; a missing database reports no allocations.
 author:
-  - berth.ports contributors
+  - berth.ports contributors (@berth)
 options:
   owner:
     description:

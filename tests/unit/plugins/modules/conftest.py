@@ -30,7 +30,10 @@ except ImportError:  # ansible-core < 2.19
 
 @pytest.fixture
 def run_module(capsys, monkeypatch):
-    """``run_module(module, args, check_mode=False, diff=False) -> (rc, result)``."""
+    """``run_module(module, args, check_mode=False, diff=False) -> result``.
+
+    The exit code is checked against ``failed``: 1 for fail_json, 0 for exit_json.
+    """
     monkeypatch.delenv("MODULE_ID", raising=False)
 
     def run(module, args, check_mode=False, diff=False):
@@ -43,8 +46,9 @@ def run_module(capsys, monkeypatch):
         with patch_module_args(args):
             with pytest.raises(SystemExit) as exited:
                 module.main()
-        out = capsys.readouterr().out
-        return exited.value.code or 0, json.loads(out)
+        result = json.loads(capsys.readouterr().out)
+        assert (exited.value.code or 0) == (1 if result.get("failed") else 0)
+        return result
 
     return run
 

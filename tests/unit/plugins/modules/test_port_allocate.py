@@ -23,16 +23,16 @@ def args(db, **extra):
 
 
 def test_check_mode_reports_and_writes_nothing(run_module, db):
-    rc, result = run_module(port_allocate, args(db, count=4), check_mode=True)
-    assert rc == 0
+    result = run_module(port_allocate, args(db, count=4), check_mode=True)
+    assert not result.get("failed")
     assert result["changed"] is True
     assert result["ranges"] == ["25031-25034"]
     assert not os.path.exists(os.path.dirname(db))
 
 
 def test_apply_returns_ports_and_env(run_module, db):
-    rc, result = run_module(port_allocate, args(db, count=4))
-    assert rc == 0
+    result = run_module(port_allocate, args(db, count=4))
+    assert not result.get("failed")
     assert result["changed"] is True
     assert result["owner"] == "web"
     assert result["proto"] == "tcp"
@@ -49,35 +49,35 @@ def test_apply_returns_ports_and_env(run_module, db):
 
 
 def test_check_mode_matches_the_real_run(run_module, db):
-    _, planned = run_module(port_allocate, args(db, count=3), check_mode=True)
-    _, applied = run_module(port_allocate, args(db, count=3))
+    planned = run_module(port_allocate, args(db, count=3), check_mode=True)
+    applied = run_module(port_allocate, args(db, count=3))
     assert planned == applied
 
 
 def test_second_run_is_unchanged(run_module, db):
     run_module(port_allocate, args(db, count=4))
     before = open(db, "rb").read()
-    rc, result = run_module(port_allocate, args(db, count=4))
-    assert rc == 0
+    result = run_module(port_allocate, args(db, count=4))
+    assert not result.get("failed")
     assert result["changed"] is False
     assert result["ranges"] == ["25031-25034"]
     assert open(db, "rb").read() == before
 
 
 def test_single_port_env_has_only_port(run_module, db):
-    _, result = run_module(port_allocate, args(db, proto="udp"))
+    result = run_module(port_allocate, args(db, proto="udp"))
     assert result["env"] == {"UDP_PORT": "25031"}
     assert result["ranges"] == ["25031-25031"]
 
 
 def test_more_than_eight_ports_has_no_port_list(run_module, db):
-    _, result = run_module(port_allocate, args(db, count=9))
+    result = run_module(port_allocate, args(db, count=9))
     assert result["env"] == {"TCP_PORT": "25031", "TCP_PORTS_RANGE": "25031-25039"}
 
 
 def test_diff_shows_ranges_before_and_after(run_module, db):
     run_module(port_allocate, args(db, count=4))
-    _, result = run_module(port_allocate, args(db, count=6), diff=True)
+    result = run_module(port_allocate, args(db, count=6), diff=True)
     assert result["changed"] is True
     assert result["diff"]["before"] == "25031-25034/tcp\n"
     assert result["diff"]["after"] == "25031-25036/tcp\n"
@@ -85,7 +85,7 @@ def test_diff_shows_ranges_before_and_after(run_module, db):
 
 
 def test_diff_in_check_mode_on_a_missing_database(run_module, db):
-    _, result = run_module(port_allocate, args(db, count=2), check_mode=True, diff=True)
+    result = run_module(port_allocate, args(db, count=2), check_mode=True, diff=True)
     assert result["diff"]["before"] == ""
     assert result["diff"]["after"] == "25031-25032/tcp\n"
     assert not os.path.exists(db)
@@ -93,46 +93,46 @@ def test_diff_in_check_mode_on_a_missing_database(run_module, db):
 
 def test_keep_existing_adds_a_range(run_module, db):
     run_module(port_allocate, args(db, count=2))
-    _, result = run_module(port_allocate, args(db, count=3, keep_existing=True))
+    result = run_module(port_allocate, args(db, count=3, keep_existing=True))
     assert result["changed"] is True
     assert result["ranges"] == ["25031-25032", "25033-25035"]
     assert result["env"]["TCP_PORTS_RANGE"] == "25031-25032"
 
 
 def test_static_shared_port_for_two_owners(run_module, db):
-    _, first = run_module(port_allocate, args(db, owner="rgw-a", port=25010, shared=True))
-    _, second = run_module(port_allocate, args(db, owner="rgw-b", port=25010, shared=True))
+    first = run_module(port_allocate, args(db, owner="rgw-a", port=25010, shared=True))
+    second = run_module(port_allocate, args(db, owner="rgw-b", port=25010, shared=True))
     assert first["ranges"] == second["ranges"] == ["25010-25010"]
 
 
 def test_static_port_held_by_another_owner_fails_naming_it(run_module, db):
     run_module(port_allocate, args(db, owner="rgw-a", port=25010))
     before = open(db, "rb").read()
-    rc, result = run_module(port_allocate, args(db, owner="rgw-b", port=25010))
-    assert rc == 1
+    result = run_module(port_allocate, args(db, owner="rgw-b", port=25010))
+    assert result["failed"] is True
     assert result["failed"] is True
     assert "rgw-a" in result["msg"] and "rgw-b" in result["msg"]
     assert open(db, "rb").read() == before
 
 
 def test_reserved_takes_ints_and_strings(run_module, db):
-    _, result = run_module(port_allocate, args(db, count=2, reserved=[25031, "25032-25040"]))
+    result = run_module(port_allocate, args(db, count=2, reserved=[25031, "25032-25040"]))
     assert result["ranges"] == ["25041-25042"]
 
 
 def test_reserved_from_a_comma_separated_string(run_module, db):
-    _, result = run_module(port_allocate, args(db, reserved="25031,25032-25040"))
+    result = run_module(port_allocate, args(db, reserved="25031,25032-25040"))
     assert result["ranges"] == ["25041-25041"]
 
 
 def test_custom_range(run_module, db):
-    _, result = run_module(port_allocate, args(db, range="40000-40015"))
+    result = run_module(port_allocate, args(db, range="40000-40015"))
     assert result["port"] == 40000
 
 
 def test_listening_port_is_skipped(run_module, db, listener):
     listener("tcp", 25031)
-    _, result = run_module(port_allocate, args(db, skip_listening=True))
+    result = run_module(port_allocate, args(db, skip_listening=True))
     assert result["port"] == 25032
 
 
@@ -140,30 +140,30 @@ def test_owner_from_module_id(run_module, db, monkeypatch):
     monkeypatch.setenv("MODULE_ID", "traefik1")
     a = args(db, count=2)
     del a["owner"]
-    rc, result = run_module(port_allocate, a)
-    assert rc == 0
+    result = run_module(port_allocate, a)
+    assert not result.get("failed")
     assert result["owner"] == "traefik1"
 
 
 def test_owner_option_wins_over_module_id(run_module, db, monkeypatch):
     monkeypatch.setenv("MODULE_ID", "traefik1")
-    _, result = run_module(port_allocate, args(db))
+    result = run_module(port_allocate, args(db))
     assert result["owner"] == "web"
 
 
 def test_no_owner_and_no_module_id_fails(run_module, db):
     a = args(db)
     del a["owner"]
-    rc, result = run_module(port_allocate, a)
-    assert rc == 1
+    result = run_module(port_allocate, a)
+    assert result["failed"] is True
     assert "MODULE_ID" in result["msg"]
     assert not os.path.exists(db)
 
 
 @pytest.mark.parametrize("owner", ["-web", "web service", "x" * 129, "wéb", ".hidden"])
 def test_bad_owner_fails_without_creating_the_database(run_module, db, owner):
-    rc, result = run_module(port_allocate, args(db, owner=owner))
-    assert rc == 1
+    result = run_module(port_allocate, args(db, owner=owner))
+    assert result["failed"] is True
     assert result["failed"] is True
     assert "owner" in result["msg"]
     assert "\n" not in result["msg"]
@@ -171,8 +171,8 @@ def test_bad_owner_fails_without_creating_the_database(run_module, db, owner):
 
 
 def test_shared_without_port_fails(run_module, db):
-    rc, result = run_module(port_allocate, args(db, shared=True))
-    assert rc == 1
+    result = run_module(port_allocate, args(db, shared=True))
+    assert result["failed"] is True
     assert "port" in result["msg"]
     assert not os.path.exists(db)
 
@@ -191,8 +191,8 @@ def test_shared_without_port_fails(run_module, db):
     ],
 )
 def test_bad_input_fails_cleanly(run_module, db, extra, words):
-    rc, result = run_module(port_allocate, args(db, **extra))
-    assert rc == 1
+    result = run_module(port_allocate, args(db, **extra))
+    assert result["failed"] is True
     for word in words:
         assert word in result["msg"]
     assert not os.path.exists(db)
@@ -201,8 +201,8 @@ def test_bad_input_fails_cleanly(run_module, db, extra, words):
 def test_exhaustion_fails_and_allocates_nothing(run_module, db):
     run_module(port_allocate, args(db, owner="big", range="40000-40015", count=16))
     before = open(db, "rb").read()
-    rc, result = run_module(port_allocate, args(db, owner="late", range="40000-40015"))
-    assert rc == 1
+    result = run_module(port_allocate, args(db, owner="late", range="40000-40015"))
+    assert result["failed"] is True
     assert "late" in result["msg"]
     assert open(db, "rb").read() == before
 
@@ -212,8 +212,8 @@ def test_corrupt_database_is_left_untouched(run_module, db):
     garbage = b"this is not a database\n" * 10
     with open(db, "wb") as handle:
         handle.write(garbage)
-    rc, result = run_module(port_allocate, args(db))
-    assert rc == 1
+    result = run_module(port_allocate, args(db))
+    assert result["failed"] is True
     assert db in result["msg"]
     assert open(db, "rb").read() == garbage
 
@@ -221,6 +221,6 @@ def test_corrupt_database_is_left_untouched(run_module, db):
 def test_parent_that_is_a_file_fails(run_module, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    rc, result = run_module(port_allocate, args(str(blocker / "ports.db")))
-    assert rc == 1
+    result = run_module(port_allocate, args(str(blocker / "ports.db")))
+    assert result["failed"] is True
     assert "not a directory" in result["msg"]

@@ -25,14 +25,14 @@ def allocated(run_module, db):
         {"owner": "web", "proto": "udp"},
         {"owner": "dns"},
     ):
-        rc, _ = run_module(port_allocate, dict(base, **extra))
-        assert rc == 0
+        result = run_module(port_allocate, dict(base, **extra))
+        assert not result.get("failed")
     return db
 
 
 def test_nothing_held_is_unchanged_and_creates_nothing(run_module, db):
-    rc, result = run_module(port_deallocate, {"owner": "web", "db_path": db})
-    assert rc == 0
+    result = run_module(port_deallocate, {"owner": "web", "db_path": db})
+    assert not result.get("failed")
     assert result["changed"] is False
     assert result["deallocated"] == []
     assert result["owner"] == "web"
@@ -41,7 +41,7 @@ def test_nothing_held_is_unchanged_and_creates_nothing(run_module, db):
 
 def test_check_mode_reports_and_keeps_the_ports(run_module, allocated):
     before = open(allocated, "rb").read()
-    _, result = run_module(port_deallocate, {"owner": "web", "db_path": allocated}, check_mode=True)
+    result = run_module(port_deallocate, {"owner": "web", "db_path": allocated}, check_mode=True)
     assert result["changed"] is True
     assert result["deallocated"] == [
         {"proto": "tcp", "range": "25031-25034"},
@@ -51,19 +51,19 @@ def test_check_mode_reports_and_keeps_the_ports(run_module, allocated):
 
 
 def test_frees_tcp_then_is_unchanged(run_module, allocated):
-    _, result = run_module(port_deallocate, {"owner": "web", "db_path": allocated})
+    result = run_module(port_deallocate, {"owner": "web", "db_path": allocated})
     assert result["changed"] is True
     assert [d["range"] for d in result["deallocated"]] == ["25031-25034", "25035-25036"]
-    _, again = run_module(port_deallocate, {"owner": "web", "db_path": allocated})
+    again = run_module(port_deallocate, {"owner": "web", "db_path": allocated})
     assert again["changed"] is False
     assert again["deallocated"] == []
     # UDP and the other owner are untouched: dns still holds 25037, web's UDP port remains.
-    _, udp = run_module(port_allocate, {"owner": "web", "proto": "udp", "db_path": allocated, "skip_listening": False})
+    udp = run_module(port_allocate, {"owner": "web", "proto": "udp", "db_path": allocated, "skip_listening": False})
     assert udp["changed"] is False
 
 
 def test_all_frees_both_protocols_with_diff(run_module, allocated):
-    _, result = run_module(port_deallocate, {"owner": "web", "proto": "all", "db_path": allocated}, diff=True)
+    result = run_module(port_deallocate, {"owner": "web", "proto": "all", "db_path": allocated}, diff=True)
     assert result["deallocated"] == [
         {"proto": "tcp", "range": "25031-25034"},
         {"proto": "tcp", "range": "25035-25036"},
@@ -74,24 +74,24 @@ def test_all_frees_both_protocols_with_diff(run_module, allocated):
 
 
 def test_ports_frees_only_the_ranges_that_hold_them(run_module, allocated):
-    _, result = run_module(port_deallocate, {"owner": "web", "ports": ["25036"], "db_path": allocated}, diff=True)
+    result = run_module(port_deallocate, {"owner": "web", "ports": ["25036"], "db_path": allocated}, diff=True)
     assert result["deallocated"] == [{"proto": "tcp", "range": "25035-25036"}]
     assert result["diff"]["after"] == "25031-25034/tcp\n"
 
 
 def test_ports_as_range_strings_and_ints(run_module, allocated):
-    _, result = run_module(port_deallocate, {"owner": "web", "ports": [25031, "25035-25040"], "db_path": allocated})
+    result = run_module(port_deallocate, {"owner": "web", "ports": [25031, "25035-25040"], "db_path": allocated})
     assert len(result["deallocated"]) == 2
 
 
 def test_empty_ports_list_frees_nothing(run_module, allocated):
-    _, result = run_module(port_deallocate, {"owner": "web", "ports": [], "db_path": allocated})
+    result = run_module(port_deallocate, {"owner": "web", "ports": [], "db_path": allocated})
     assert result["changed"] is False
 
 
 def test_owner_from_module_id(run_module, allocated, monkeypatch):
     monkeypatch.setenv("MODULE_ID", "dns")
-    _, result = run_module(port_deallocate, {"db_path": allocated})
+    result = run_module(port_deallocate, {"db_path": allocated})
     assert result["owner"] == "dns"
     assert result["deallocated"] == [{"proto": "tcp", "range": "25037-25037"}]
 
@@ -107,8 +107,8 @@ def test_owner_from_module_id(run_module, allocated, monkeypatch):
 )
 def test_bad_input_fails_and_changes_nothing(run_module, allocated, extra, word):
     before = open(allocated, "rb").read()
-    rc, result = run_module(port_deallocate, dict({"owner": "web", "db_path": allocated}, **extra))
-    assert rc == 1
+    result = run_module(port_deallocate, dict({"owner": "web", "db_path": allocated}, **extra))
+    assert result["failed"] is True
     assert word in result["msg"]
     assert open(allocated, "rb").read() == before
 
@@ -117,7 +117,7 @@ def test_corrupt_database_is_left_untouched(run_module, db):
     garbage = b"\x00garbage" * 64
     with open(db, "wb") as handle:
         handle.write(garbage)
-    rc, result = run_module(port_deallocate, {"owner": "web", "db_path": db})
-    assert rc == 1
+    result = run_module(port_deallocate, {"owner": "web", "db_path": db})
+    assert result["failed"] is True
     assert db in result["msg"]
     assert open(db, "rb").read() == garbage

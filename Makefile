@@ -47,7 +47,7 @@ help:
 	@echo '  make integration  ansible-test integration --allow-destructive (local, root)'
 	@echo '  make lint         ansible-lint, production profile, roles/ and playbooks/'
 	@echo '  make molecule     extensions/molecule/run.sh'
-	@echo '  make test         all of the above but demo'
+	@echo '  make test         all of the above (demo as a smoke test)'
 	@echo '  make clean        remove .venv, .build, demo/ and test output'
 
 # ---------------------------------------------------------------- venv
@@ -129,7 +129,8 @@ molecule: collection
 
 # --------------------------------------------------------------- test
 # Each step runs even when an earlier one failed; the target fails if any did.
-TEST_STEPS := unit sanity units integration lint molecule
+# demo is the smoke test of the main job: it allocates into demo/ports.db.
+TEST_STEPS := unit sanity units demo integration lint molecule
 
 test: collection
 	@failed=""; \

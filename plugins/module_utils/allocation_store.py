@@ -36,6 +36,10 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
+# Linux' PATH_MAX; a longer path can only fail, and os.makedirs would recurse
+# once per component getting there.
+_PATH_MAX = 4096
+
 # Step N takes a database from user_version N to N+1. All pending steps run in
 # the transaction that first opens the file for writing, so a database at any
 # older version comes forward in one step or not at all.
@@ -106,6 +110,8 @@ class AllocationStore:
     def __init__(self, path: str = DEFAULT_DB_PATH, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         if not isinstance(path, str) or not path or "\x00" in path:
             raise PortsError("db_path %r is not a usable file path" % (path,))
+        if len(path) >= _PATH_MAX:
+            raise PortsError("db_path %s... is longer than the system allows (%d bytes)" % (path[:40], _PATH_MAX))
         self.path = path
         self.busy_timeout = busy_timeout
 
@@ -157,6 +163,8 @@ class AllocationStore:
                 raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
         except OSError as exc:
             raise PortsError("db_path %s: cannot create %s: %s" % (self.path, parent, exc.strerror))
+        except RecursionError:
+            raise PortsError("db_path %s: too many missing directories to create" % self.path)
 
     def _create_file(self) -> None:
         try:

@@ -75,6 +75,8 @@ def parse_port_list(items: Iterable[object], what: str = "ports") -> List[PortRa
     """Parse a list of ports and "LOW-HIGH" strings, as `reserved` and `ports` take them."""
     if isinstance(items, (str, int)) and not isinstance(items, bool):
         items = [items]
+    elif not isinstance(items, (list, tuple, set, frozenset)):
+        raise PortsError("%s %r is not a list of ports and LOW-HIGH ranges" % (what, items))
     ranges = []
     for item in items:
         try:

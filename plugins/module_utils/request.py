@@ -83,6 +83,14 @@ def _int(value: object, name: str) -> int:
     return value
 
 
+def _flag(value: object, name: str) -> bool:
+    # bool("no") is True: refuse anything that is not a real boolean rather
+    # than guess (the modules' argument_spec has already converted yes/no).
+    if not isinstance(value, bool):
+        raise PortsError("%s %r is not a boolean" % (name, value))
+    return value
+
+
 def build_settings(
     port_range: Optional[str] = None,
     reserved: Optional[Iterable[object]] = None,
@@ -92,7 +100,7 @@ def build_settings(
     return Settings(
         bounds=bounds,
         reserved=tuple(parse_port_list(reserved or (), what="reserved")),
-        skip_listening=bool(skip_listening),
+        skip_listening=_flag(skip_listening, "skip_listening"),
     )
 
 
@@ -109,6 +117,8 @@ def build_allocation_request(
     owner = validate_owner(owner)
     proto = validate_proto(proto)
     count = _int(count, "count")
+    shared = _flag(shared, "shared")
+    keep_existing = _flag(keep_existing, "keep_existing")
     bounds = (settings or build_settings()).bounds
     if count < 1:
         raise PortsError("count %d for owner %s/%s must be at least 1" % (count, owner, proto))
@@ -123,4 +133,4 @@ def build_allocation_request(
             raise PortsError("ports %s for owner %s/%s are outside the range %s" % (wanted, owner, proto, bounds))
     elif shared:
         raise PortsError("shared for owner %s/%s needs port: only static ports can be shared" % (owner, proto))
-    return AllocationRequest(owner, proto, count, port, bool(shared), bool(keep_existing))
+    return AllocationRequest(owner, proto, count, port, shared, keep_existing)

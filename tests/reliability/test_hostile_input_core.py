@@ -222,18 +222,14 @@ def test_read_refuses_bad_path(world, kind):
     assert dir_snapshot(base) == before
 
 
-# -- known core bugs: strict xfails, so they turn red (XPASS) the day they are fixed ----------
+# -- regressions: each of these once escaped as a non-PortsError exception ----------
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: parse_port_list iterates any non-str/int value; "
-                                       "a float or bool for reserved/ports raises TypeError, not PortsError")
 @pytest.mark.parametrize("value", [1.5, True, object()], ids=["float", "bool", "object"])
 def test_scalar_port_list_is_refused(world, value):
     _assert_refused(world, _call_allocate, "reserved", value, False)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: shared/keep_existing/skip_listening go through bool(), "
-                                       "so the string 'no' means True; a non-bool flag is not refused")
 @pytest.mark.parametrize("value", ["no", "false", "0", [], None, 2], ids=["no", "false", "0", "list", "none", "two"])
 def test_non_bool_flag_is_refused(world, value):
     base, db = world
@@ -244,8 +240,6 @@ def test_non_bool_flag_is_refused(world, value):
     assert dir_snapshot(base) == before
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: os.makedirs recurses once per path component; a db_path "
-                                       "with thousands of components raises RecursionError, not PortsError")
 def test_absurdly_deep_db_path_is_refused(world, tmp_path):
     args = dict(GOOD, db_path=str(tmp_path / ("d/" * 3000)) + "ports.db")
     before = dir_snapshot(str(tmp_path))

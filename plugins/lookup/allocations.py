@@ -34,7 +34,9 @@ options:
   db_path:
     description:
       - Path of the database file on the controller.
-    type: path
+      - A value from O(db_path)'s variable may itself be a template, for example
+        C("{{ inventory_dir }}/fetched/{{ inventory_hostname }}.db").
+    type: str
     default: /var/lib/berth/ports.db
     env:
       - name: BERTH_PORTS_DB_PATH
@@ -170,6 +172,14 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         db_path = self.get_option("db_path")
+        if "db_path" not in kwargs and self._templar is not None:
+            # Options mapped from variables arrive untemplated (a known
+            # ansible-core limitation): berth_ports_db_path set to
+            # "{{ base }}/ports.db" must not silently read a missing file.
+            db_path = self._templar.template(db_path)
+        # type str, not path: path would resolve the raw template against the
+        # current directory before it is templated.
+        db_path = os.path.expanduser(str(db_path))
         proto = self.get_option("proto")
         expression = self.get_option("query")
 

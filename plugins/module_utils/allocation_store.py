@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT, MIN_PORT, PortRange, free_runs
 
 DEFAULT_DB_PATH = "/var/lib/berth/ports.db"
 
@@ -62,6 +63,21 @@ _MIGRATIONS = (
         "CREATE INDEX allocations_by_owner ON allocations (owner, proto)",
         "CREATE INDEX allocations_by_port ON allocations (proto, first_port)",
     ),
+    (
+        # The free list: per proto, the maximal runs of 1-65535 that no row
+        # covers, kept in step with allocations by Transaction.apply, so
+        # first-fit reads a few runs by index instead of every row. Built from
+        # the rows on the first write that needs it (free_runs_state says which
+        # protos are built; max_span bounds how far below a port a covering
+        # row can start).
+        """CREATE TABLE free_runs (
+            proto TEXT NOT NULL,
+            first_port INTEGER NOT NULL,
+            last_port INTEGER NOT NULL,
+            PRIMARY KEY (proto, first_port)
+        ) WITHOUT ROWID""",
+        "CREATE TABLE free_runs_state (proto TEXT PRIMARY KEY, max_span INTEGER NOT NULL) WITHOUT ROWID",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -75,8 +91,10 @@ def utc_now() -> str:
 class Transaction:
     """Reads and writes inside one open transaction."""
 
-    def __init__(self, conn: Optional[sqlite3.Connection]) -> None:
+    def __init__(self, conn: Optional[sqlite3.Connection], writable: bool = False) -> None:
         self._conn = conn  # None: the database does not exist yet
+        self._writable = writable and conn is not None
+        self._free_list = None  # type: Optional[bool]
 
     def rows(self, proto: Optional[str] = None, owner: Optional[str] = None) -> List[Allocation]:
         if self._conn is None:
@@ -102,6 +120,104 @@ class Transaction:
             "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(r.owner, r.proto, r.first, r.last, int(r.shared), r.kind, r.created) for r in plan.add],
         )
+        if not self._has_free_list():
+            return
+        for row in plan.add:
+            span = self._max_span(row.proto)
+            if span is not None and row.last - row.first + 1 > span:
+                self._conn.execute(
+                    "UPDATE free_runs_state SET max_span = ? WHERE proto = ?", (row.last - row.first + 1, row.proto)
+                )
+        for row in tuple(plan.remove) + tuple(plan.add):
+            if self._max_span(row.proto) is not None:
+                self._refresh_free_runs(row.proto, row.first, row.last)
+
+    # -- the free list (free_runs), an index of what no row covers -------------
+
+    def _has_free_list(self) -> bool:
+        if self._conn is None:
+            return False
+        if self._free_list is None:
+            found = self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'free_runs_state'").fetchone()
+            self._free_list = found is not None
+        return self._free_list
+
+    def _max_span(self, proto: str) -> Optional[int]:
+        """The longest row ever held for ``proto`` (an upper bound); None: no free list yet."""
+        if not self._has_free_list():
+            return None
+        found = self._conn.execute("SELECT max_span FROM free_runs_state WHERE proto = ?", (proto,)).fetchone()
+        return None if found is None else found[0]
+
+    def prepare_free_list(self, proto: str) -> bool:
+        """Make sure ``proto``'s free list exists (building it once from the rows, when
+        writing); False when it cannot be used (a read of a file without one)."""
+        if self._max_span(proto) is not None:
+            return True
+        if not self._writable or not self._has_free_list():
+            return False
+        spans = [(row.first, row.last) for row in self.rows(proto=proto)]
+        runs = free_runs(PortRange(MIN_PORT, MAX_PORT), [PortRange(f, l) for f, l in spans])
+        self._conn.executemany(
+            "INSERT INTO free_runs (proto, first_port, last_port) VALUES (?, ?, ?)", [(proto, r.first, r.last) for r in runs]
+        )
+        self._conn.execute(
+            "INSERT INTO free_runs_state (proto, max_span) VALUES (?, ?)",
+            (proto, max([last - first + 1 for first, last in spans] or [1])),
+        )
+        return True
+
+    def free_runs_from(self, proto: str, port: int) -> Iterator[PortRange]:
+        """Maximal runs of ports no row of ``proto`` covers, ascending, from the one holding
+        or following ``port``; read lazily, so a first-fit stops after a few."""
+        assert self._conn is not None
+        start = self._conn.execute(
+            "SELECT first_port FROM free_runs WHERE proto = ? AND first_port <= ? ORDER BY first_port DESC LIMIT 1",
+            (proto, port),
+        ).fetchone()
+        cursor = self._conn.execute(
+            "SELECT first_port, last_port FROM free_runs WHERE proto = ? AND first_port >= ? ORDER BY first_port",
+            (proto, start[0] if start else port),
+        )
+        for first, last in cursor:
+            if last >= port:
+                yield PortRange(first, last)
+
+    def rows_overlapping(self, proto: str, span: PortRange) -> List[Allocation]:
+        """Rows of ``proto`` that hold any port of ``span`` (needs the free list's max_span)."""
+        assert self._conn is not None
+        longest = self._max_span(proto)
+        assert longest is not None
+        sql = "SELECT %s FROM allocations WHERE proto = ? AND first_port BETWEEN ? AND ? AND last_port >= ? ORDER BY id" % _COLUMNS
+        return [
+            Allocation(owner_, proto_, first, last, bool(shared), kind, created, id_)
+            for id_, owner_, proto_, first, last, shared, kind, created in self._conn.execute(
+                sql, (proto, span.first - longest + 1, span.last, span.first)
+            )
+        ]
+
+    def _refresh_free_runs(self, proto: str, first: int, last: int) -> None:
+        """Recompute the free list around ports ``first``-``last`` after rows changed there."""
+        assert self._conn is not None
+        low, high = first, last
+        before = self._conn.execute(
+            "SELECT first_port, last_port FROM free_runs WHERE proto = ? AND first_port < ? ORDER BY first_port DESC LIMIT 1",
+            (proto, first),
+        ).fetchone()
+        if before is not None and before[1] >= first - 1:
+            low, high = before[0], max(high, before[1])
+        for _first, run_last in self._conn.execute(
+            "SELECT first_port, last_port FROM free_runs WHERE proto = ? AND first_port BETWEEN ? AND ?",
+            (proto, first, last + 1),
+        ).fetchall():
+            high = max(high, run_last)
+        self._conn.execute("DELETE FROM free_runs WHERE proto = ? AND first_port BETWEEN ? AND ?", (proto, low, high))
+        window = PortRange(max(low, MIN_PORT), min(high, MAX_PORT))
+        held = [row.range for row in self.rows_overlapping(proto, window)]
+        self._conn.executemany(
+            "INSERT INTO free_runs (proto, first_port, last_port) VALUES (?, ?, ?)",
+            [(proto, r.first, r.last) for r in free_runs(window, held)],
+        )
 
 
 class AllocationStore:
@@ -125,7 +241,7 @@ class AllocationStore:
         self._check_header()
         with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
             self._check_schema(conn, migrate=True)
-            yield Transaction(conn)
+            yield Transaction(conn, writable=True)
 
     @contextlib.contextmanager
     def read(self, readonly: bool = False) -> Iterator[Transaction]:

@@ -11,10 +11,8 @@ Subprocesses get the same root on their PYTHONPATH.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
-import subprocess
 import sys
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -96,9 +94,8 @@ def invariant_violations(rows: Sequence[Allocation], bounds: Dict[str, PortRange
             holders[(row.proto, port)].append(row)
     for (proto, port), rows_ in sorted(holders.items()):
         if len(rows_) > 1 and not all(r.shared for r in rows_):
-            problems.append(
-                "%s/%d held %d times, not all shared: %s" % (proto, port, len(rows_), ", ".join(sorted(set("%s%s" % (r.owner, "(shared)" if r.shared else "") for r in rows_))))
-            )
+            who = sorted(set("%s%s" % (r.owner, "(shared)" if r.shared else "") for r in rows_))
+            problems.append("%s/%d held %d times, not all shared: %s" % (proto, port, len(rows_), ", ".join(who)))
     return problems
 
 
@@ -111,18 +108,5 @@ def integrity(path: str) -> str:
         conn.close()
 
 
-def rows_to_json(rows: Iterable[Allocation]) -> List[list]:
-    return [[r.owner, r.proto, r.first, r.last, bool(r.shared), r.kind, r.created, r.id] for r in rows]
-
-
 def rows_from_json(items: Iterable[list]) -> List[Allocation]:
     return [Allocation(o, p, f, l, bool(s), k, c, i) for o, p, f, l, s, k, c, i in items]
-
-
-def run_json(cmd: List[str], timeout: float = 60, **kwargs) -> Tuple[subprocess.CompletedProcess, object]:
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, env=subprocess_env(), **kwargs)
-    try:
-        data = json.loads(proc.stdout.decode("utf-8", "replace"))
-    except ValueError:
-        data = None
-    return proc, data

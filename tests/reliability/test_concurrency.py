@@ -143,7 +143,7 @@ def test_racing_processes_never_share_a_port(tmp_path, seed):
         held = [(r.first, r.last) for r in rows if r.owner == owner and r.proto == proto]
         assert held == ranges, "%s/%s: result said %r, database holds %r" % (owner, proto, ranges, held)
     # ... and the database holds nothing nobody was told about.
-    told = set(expected) | {("pre-shared", "tcp")} | {(op["owner"], op["proto"]) for op, _ in errors}
+    told = set(expected) | {("pre-shared", "tcp")} | {(op["owner"], op["proto"]) for op, unused in errors}
     assert {(r.owner, r.proto) for r in rows} <= told
 
     # Scenario-specific outcomes that do not depend on the interleaving.

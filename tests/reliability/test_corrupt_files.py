@@ -187,7 +187,7 @@ CALLS = {
         store, request.build_allocation_request("newcomer", "tcp", 2, None, False, False, _settings()), _settings(),
         check_mode=True),
     "deallocate": lambda store: allocator.deallocate(store, "own5", "all", None, False),
-    "read": lambda store: load_rows(store),
+    "read": load_rows,
     "read-only": lambda store: load_rows(store, readonly=True),
 }
 

@@ -124,7 +124,7 @@ def _run(module_path, args, workdir):
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     before = dir_snapshot(workdir)
     proc = subprocess.run([sys.executable, module_path, args_file], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=subprocess_env(), timeout=60, cwd=os.path.dirname(workdir))
+                          env=subprocess_env(), timeout=60, cwd=os.path.dirname(workdir), check=False)
     out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
     problems = []
     if "Traceback" in out or "Traceback" in err:
@@ -154,7 +154,7 @@ def test_module_fails_cleanly_on_bad_input(tmp_path, template, module):
         jobs.append((args, workdir))
     with ThreadPoolExecutor(PARALLEL) as pool:
         outcomes = list(pool.map(lambda job: _run(module_path, job[0], job[1]), jobs))
-    report = ["%r: %s" % (args, "; ".join(problems)) for (args, _), problems in zip(jobs, outcomes) if problems]
+    report = ["%r: %s" % (args, "; ".join(problems)) for (args, unused), problems in zip(jobs, outcomes) if problems]
     assert not report, "%d of %d bad inputs to %s were mishandled:\n%s" % (len(report), len(cases), module, "\n".join(report))
 
 
@@ -172,7 +172,7 @@ def test_module_control_run_succeeds(tmp_path, template, module, args):
     with open(args_file, "w") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     proc = subprocess.run([sys.executable, _module_path(module), args_file], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=subprocess_env(), timeout=60)
+                          stderr=subprocess.PIPE, env=subprocess_env(), timeout=60, check=False)
     result = json.loads(proc.stdout.decode())
     assert proc.returncode == 0 and not result.get("failed"), result
     assert "Traceback" not in proc.stderr.decode()

@@ -25,7 +25,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${BERTH_MOLECULE_CACHE:-/var/cache/berth-molecule}
 suite=bookworm
-packages=(systemd systemd-sysv dbus firewalld nftables python3 iproute2
+packages=(systemd systemd-sysv dbus firewalld nftables python3 python3-apt iproute2
           procps netbase curl ca-certificates)
 # Bump when the build steps below change in a way the package list does not show.
 recipe_version=1

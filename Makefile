@@ -34,7 +34,7 @@ RUN := env PATH="$(VBIN):$$PATH" VIRTUAL_ENV="$(VENV)" \
 
 header = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help venv collection demo unit sanity units integration molecule lint test clean
+.PHONY: help venv collection demo unit sanity units integration molecule lint test clean bench
 
 help:
 	@echo 'berth.ports harness:'
@@ -142,6 +142,14 @@ test: collection
 	printf '\n==== test summary ====\n'; \
 	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi; \
 	echo 'all steps passed: $(TEST_STEPS)'
+
+# -------------------------------------------------------------- bench
+# Figures next to baselines measured in the same run; table on stdout, the
+# same as JSON in benchmarks/results.json (not committed). Knobs: BENCH_ROWS,
+# BENCH_PLAY_ROUNDS, BENCH_FLEET_HOSTS, BENCH_FLEET_FORKS (benchmarks/README.md).
+bench: collection
+	$(call header,bench: benchmarks/bench.py)
+	cd $(COLL) && $(RUN) PYTHONPATH=$(COLLECTIONS) python $(ROOT)/benchmarks/bench.py
 
 # -------------------------------------------------------------- clean
 clean:

@@ -1,0 +1,304 @@
+# Copyright: (c) 2026, berth.ports contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The root daemon behind ``/run/berth-ports/agent.sock``.
+
+It takes its listening socket from systemd (socket activation, Accept=no:
+LISTEN_PID/LISTEN_FDS, fd 3) or binds one itself (``--socket PATH``),
+identifies every caller with SO_PEERCRED, and serves each connection in a
+worker thread, at most ``max_clients`` at once; a connection beyond that is
+answered ``busy`` at once. A worker reads one request line within
+``read_timeout`` seconds (a deadline for the whole line, so trickling does not
+help) and at most ``max_request`` bytes, answers, and closes. Whatever a
+client sends or fails to send, it gets an error answer or is cut off; the
+daemon goes on serving.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Callable, Optional, Tuple
+
+from ansible_collections.berth.ports.plugins.module_utils.agent_grants import GrantsError, GrantsTable
+from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
+    CODE_BAD_REQUEST,
+    CODE_BUSY,
+    CODE_FORBIDDEN,
+    CODE_INTERNAL,
+    CODE_TIMEOUT,
+    CODE_TOO_LARGE,
+    MAX_REQUEST_BYTES,
+    READ_TIMEOUT,
+    AgentError,
+    decode_request,
+    error_response,
+    ok_response,
+)
+from ansible_collections.berth.ports.plugins.module_utils.agent_service import AgentService
+
+SD_LISTEN_FDS_START = 3
+DEFAULT_MAX_CLIENTS = 32
+_SEND_TIMEOUT = 5.0
+
+Logger = Callable[[str], None]
+
+
+def _stderr_log(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def peer_credentials(conn: socket.socket) -> Tuple[int, int, int]:
+    """(pid, uid, gid) of the process that connected, as the kernel recorded it at connect()."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_PEERCRED", 17), struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def systemd_listener(environ: Optional[dict] = None) -> Optional[socket.socket]:
+    """The socket systemd passed (LISTEN_FDS for this pid), or None when not socket-activated."""
+    env = os.environ if environ is None else environ
+    if env.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    try:
+        count = int(env.get("LISTEN_FDS", "0"))
+    except ValueError:
+        count = 0
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        env.pop(name, None)  # not for children
+    if count < 1:
+        return None
+    if count > 1:
+        raise AgentError("systemd passed %d sockets; berth-ports-agent.socket must have exactly one ListenStream" % count)
+    sock = socket.socket(fileno=SD_LISTEN_FDS_START)
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        raise AgentError("systemd passed fd 3 that is not a unix stream socket")
+    os.set_inheritable(sock.fileno(), False)
+    return sock
+
+
+def bind_unix(path: str, mode: int = 0o666, backlog: int = 128) -> socket.socket:
+    """A listening unix socket at ``path`` (standalone runs and tests).
+
+    A stale socket file from a dead daemon is replaced; a live one, or a path
+    that is not a socket, is an error.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, 0o755, exist_ok=True)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise AgentError("socket path %s exists and is not a socket; refusing to replace it" % path)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)
+        else:
+            raise AgentError("another agent is serving %s" % path)
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, mode)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class AgentServer:
+    """Serve ``service`` on ``listener`` until stop()."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        service: AgentService,
+        grants: GrantsTable,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
+        read_timeout: float = READ_TIMEOUT,
+        max_request: int = MAX_REQUEST_BYTES,
+        log: Logger = _stderr_log,
+    ) -> None:
+        self.listener = listener
+        self.service = service
+        self.grants = grants
+        self.read_timeout = read_timeout
+        self.max_request = max_request
+        self.log = log
+        self._slots = threading.BoundedSemaphore(max_clients)
+        self._stop = threading.Event()
+        self.served = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def serve_forever(self, poll: float = 0.2) -> None:
+        self.listener.settimeout(poll)
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if self._stop.is_set():
+                    break
+                # EMFILE/ENFILE/ENOBUFS: back off instead of spinning or dying.
+                self.log("accept failed: %s; retrying" % exc)
+                time.sleep(0.1)
+                continue
+            self._dispatch(conn)
+
+    def _dispatch(self, conn: socket.socket) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._reply(conn, error_response(CODE_BUSY, "the agent is serving too many clients; retry"))
+            self._close(conn)
+            return
+        try:
+            threading.Thread(target=self._serve_client, args=(conn,), name="berth-agent-client", daemon=True).start()
+        except RuntimeError:
+            self._slots.release()
+            self._reply(conn, error_response(CODE_BUSY, "the agent cannot start a worker; retry"))
+            self._close(conn)
+
+    def _serve_client(self, conn: socket.socket) -> None:
+        who = "pid ? uid ?"
+        op = "-"
+        try:
+            pid, uid, gid = peer_credentials(conn)
+            who = "pid %d uid %d" % (pid, uid)
+            try:
+                request = decode_request(self._read_request(conn))
+                op = request["op"]
+                try:
+                    identity = self.grants.identify(uid, gid, pid)
+                except GrantsError as exc:
+                    raise AgentError("%s; every caller but root is refused until it is fixed" % exc, CODE_FORBIDDEN)
+                result = self.service.handle(request, identity)
+            except AgentError as exc:
+                self.log("%s op %s owner %s: %s: %s" % (who, op, self._owner_of(locals()), exc.code, exc))
+                self._reply(conn, error_response(exc.code, str(exc)))
+                return
+            self.log("%s op %s owner %s: ok%s" % (who, op, result.get("owner") or "-", " (changed)" if result.get("changed") else ""))
+            self._reply(conn, ok_response(result))
+        except _ClientGone:
+            self.log("%s op %s: client went away" % (who, op))
+        except Exception as exc:  # pylint: disable=broad-except
+            # A bug must cost one connection, never the daemon.
+            self.log("%s op %s: internal error: %s\n%s" % (who, op, exc, traceback.format_exc()))
+            self._reply(conn, error_response(CODE_INTERNAL, "internal error in the agent: %s" % exc))
+        finally:
+            self.served += 1
+            self._close(conn)
+            self._slots.release()
+
+    @staticmethod
+    def _owner_of(scope: dict) -> str:
+        request = scope.get("request")
+        owner = request.get("owner") if isinstance(request, dict) else None
+        return owner if isinstance(owner, str) and owner else "-"
+
+    def _read_request(self, conn: socket.socket) -> bytes:
+        deadline = time.monotonic() + self.read_timeout
+        buf = bytearray()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AgentError("no complete request within %.1fs" % self.read_timeout, CODE_TIMEOUT)
+            conn.settimeout(remaining)
+            try:
+                chunk = conn.recv(4096)
+            except socket.timeout:
+                raise AgentError("no complete request within %.1fs" % self.read_timeout, CODE_TIMEOUT)
+            except OSError:
+                raise _ClientGone()
+            if not chunk:
+                if not buf:
+                    raise _ClientGone()
+                raise AgentError("connection closed before the end of the request (no newline)", CODE_BAD_REQUEST)
+            end = chunk.find(b"\n")
+            if end >= 0:
+                buf += chunk[:end]
+                if len(buf) + 1 > self.max_request:
+                    break
+                return bytes(buf)
+            buf += chunk
+            if len(buf) >= self.max_request:
+                break
+        raise AgentError("request larger than %d bytes" % self.max_request, CODE_TOO_LARGE)
+
+    @staticmethod
+    def _reply(conn: socket.socket, line: bytes) -> None:
+        try:
+            conn.settimeout(_SEND_TIMEOUT)
+            conn.sendall(line)
+        except OSError:
+            pass  # the client left; nothing to tell it
+
+    @staticmethod
+    def _close(conn: socket.socket) -> None:
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        conn.close()
+
+
+class _ClientGone(Exception):
+    """The client closed or reset the connection before sending anything useful."""
+
+
+def run_daemon(
+    service: AgentService,
+    grants: GrantsTable,
+    socket_path: Optional[str] = None,
+    max_clients: int = DEFAULT_MAX_CLIENTS,
+    read_timeout: float = READ_TIMEOUT,
+    log: Logger = _stderr_log,
+) -> int:
+    """The daemon's main: systemd's socket when activated, else bind ``socket_path``."""
+    listener = systemd_listener()
+    bound = None
+    if listener is None:
+        if socket_path is None:
+            raise AgentError("not socket-activated (no LISTEN_FDS for this pid) and no --socket given")
+        listener = bind_unix(socket_path)
+        bound = socket_path
+    server = AgentServer(listener, service, grants, max_clients=max_clients, read_timeout=read_timeout, log=log)
+
+    def _stop(_signum: int, _frame: object) -> None:
+        server.stop()
+
+    def _reload(_signum: int, _frame: object) -> None:
+        grants.reload()
+        log("SIGHUP: grants will be re-read from %s" % grants.path)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, _reload)
+    log("berth-ports agent serving %s (db %s, grants %s, max %d clients, read timeout %.1fs)" % (
+        bound or "the socket from systemd", service.config.db_path, grants.path, max_clients, read_timeout))
+    try:
+        server.serve_forever()
+    finally:
+        listener.close()
+        if bound is not None:
+            try:
+                os.unlink(bound)
+            except OSError:
+                pass
+    log("berth-ports agent stopped after %d connections" % server.served)
+    return 0

@@ -1,0 +1,99 @@
+# Copyright: (c) 2026, berth.ports contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the agent does with one checked request from one identified caller.
+
+The daemon calls this for every socket request; root's CLI calls it directly
+with the root identity. Either way the work is the core's ``allocate`` /
+``deallocate`` on the host's database (one ``BEGIN IMMEDIATE`` transaction
+each), so Ansible runs, the daemon and root scripts serialise on one file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Dict, Optional
+
+from ansible_collections.berth.ports.plugins.module_utils.agent_config import AgentConfig
+from ansible_collections.berth.ports.plugins.module_utils.agent_grants import ROLE_ADMIN, Identity, authorize
+from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_FAILED, AgentError, request_owner
+from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import owner_ranges
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import load_rows
+from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate, deallocate
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
+from ansible_collections.berth.ports.plugins.module_utils.reporting import allocation_records, freed_records, selected_protos
+from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, validate_proto
+
+
+class AgentService:
+    """Authorize, then run one request against the configured database."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+
+    def handle(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
+        op = request["op"]
+        try:
+            if op == "whoami":
+                return self._whoami(identity)
+            if op == "allocate":
+                return self._allocate(request, identity)
+            if op == "deallocate":
+                return self._deallocate(request, identity)
+            return self._list(request, identity)
+        except AgentError:
+            raise
+        except PortsError as exc:
+            raise AgentError(str(exc), CODE_FAILED)
+        except (OSError, sqlite3.Error) as exc:
+            raise AgentError("db_path %s: %s; nothing changed" % (self.config.db_path, exc), CODE_FAILED)
+
+    @staticmethod
+    def _whoami(identity: Identity) -> Dict[str, Any]:
+        grant = identity.grant
+        return {
+            "uid": identity.uid,
+            "gid": identity.gid,
+            "pid": identity.pid,
+            "user": identity.user,
+            "role": grant.role if grant else None,
+            "owner": grant.owner if grant else None,
+            "label": grant.label if grant else None,
+        }
+
+    def _allocate(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
+        owner = authorize(identity, request_owner(request), "allocate")
+        settings = self.config.settings
+        wanted = build_allocation_request(
+            owner,
+            request.get("proto", "tcp"),
+            request.get("count", 1),
+            request.get("port"),
+            request.get("shared", False),
+            request.get("keep_existing", False),
+            settings,
+        )
+        outcome = allocate(self.config.store, wanted, settings)
+        result = {"changed": outcome.changed}  # type: Dict[str, Any]
+        result.update(outcome.after.as_dict())
+        return result
+
+    def _deallocate(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
+        owner = authorize(identity, request_owner(request), "deallocate")
+        outcome = deallocate(self.config.store, owner, proto=request.get("proto", "tcp"))
+        return {"changed": outcome.changed, "owner": owner, "deallocated": freed_records(outcome.freed)}
+
+    def _list(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
+        proto = validate_proto(request.get("proto", "all"), allow_all=True)
+        asked = request_owner(request)
+        owner = None  # type: Optional[str]
+        if not (identity.grant is not None and identity.grant.role == ROLE_ADMIN and asked is None):
+            owner = authorize(identity, asked, "list")
+        rows = load_rows(self.config.store)
+        result = {"allocations": allocation_records(rows, [owner] if owner else None, proto)}  # type: Dict[str, Any]
+        if owner is not None:
+            env = {}  # type: Dict[str, str]
+            for name in selected_protos(proto):
+                env.update(port_environment(name, [row.range for row in owner_ranges(rows, owner, name)]))
+            result.update(owner=owner, env=env)
+        return result

@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -158,18 +159,41 @@ def _check_fresh_database(db):
     return [r.owner for r in rows]
 
 
-@pytest.mark.parametrize("point", ["after-parent", "after-create"] + ["stmt:%d" % n for n in range(14)])
-def test_kill_during_first_write(tmp_path, point):
+@pytest.mark.parametrize("point", ["after-parent", "after-create"])
+def test_kill_during_first_write_outside_sqlite(tmp_path, point):
     db = str(tmp_path / "new" / "ports.db")
     child = _spawn(["first", db, point])
-    out, err = child.communicate(timeout=60)
-    if child.returncode == 0:
-        # The point lies after the last statement: the allocation completed.
-        assert point.startswith("stmt:") and int(point[5:]) >= 8, "first write ran fewer statements than expected"
-        assert _check_fresh_database(db) == ["first", "next"]
-        return
+    unused, err = child.communicate(timeout=60)
     assert child.returncode == -9, err.decode()
     _check_fresh_database(db)
+
+
+def test_kill_during_first_write_before_every_statement(tmp_path):
+    """Kill before statement 0, 1, 2, ... of the creating transaction until one run gets through."""
+
+    def attempt(n):
+        db = str(tmp_path / ("stmt%03d" % n) / "ports.db")
+        child = _spawn(["first", db, "stmt:%d" % n])
+        unused, err = child.communicate(timeout=60)
+        return n, db, child.returncode, err.decode()
+
+    completed = None
+    killed = []
+    with ThreadPoolExecutor(4) as pool:
+        for start in range(0, 200, 8):
+            for n, db, returncode, err in pool.map(attempt, range(start, start + 8)):
+                if returncode == 0:
+                    completed = n if completed is None else min(completed, n)
+                else:
+                    assert returncode == -9, err
+                    killed.append((n, db))
+            if completed is not None:
+                break
+    assert completed is not None, "the first write never completed"
+    assert all(n < completed for n, db in killed), "a kill point after a completed one: %r" % killed
+    assert len(killed) >= 8, "the first write ran only %d statements: no migration to interrupt?" % len(killed)
+    for n, db in killed:
+        _check_fresh_database(db)
 
 
 def test_kill_during_first_write_at_random_moments(tmp_path):

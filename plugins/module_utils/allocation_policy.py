@@ -280,7 +280,8 @@ def plan_dynamic_indexed(
     request cannot be met: the caller then plans with every row
     (``plan_allocation``), which also words the error.
     """
-    assert request.port is None
+    if request.port is not None:
+        raise PortsError("internal error: indexed planning is for dynamic requests only")
     held = sum(row.last - row.first + 1 for row in mine)
     if not request.keep_existing and mine and held == request.count:
         return Plan()

@@ -132,6 +132,11 @@ class Transaction:
             if self._max_span(row.proto) is not None:
                 self._refresh_free_runs(row.proto, row.first, row.last)
 
+    def _open_conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise PortsError("internal error: no database to read in this transaction")
+        return self._conn
+
     # -- the free list (free_runs), an index of what no row covers -------------
 
     def _has_free_list(self) -> bool:
@@ -170,12 +175,12 @@ class Transaction:
     def free_runs_from(self, proto: str, port: int) -> Iterator[PortRange]:
         """Maximal runs of ports no row of ``proto`` covers, ascending, from the one holding
         or following ``port``; read lazily, so a first-fit stops after a few."""
-        assert self._conn is not None
-        start = self._conn.execute(
+        conn = self._open_conn()
+        start = conn.execute(
             "SELECT first_port FROM free_runs WHERE proto = ? AND first_port <= ? ORDER BY first_port DESC LIMIT 1",
             (proto, port),
         ).fetchone()
-        cursor = self._conn.execute(
+        cursor = conn.execute(
             "SELECT first_port, last_port FROM free_runs WHERE proto = ? AND first_port >= ? ORDER BY first_port",
             (proto, start[0] if start else port),
         )
@@ -185,20 +190,21 @@ class Transaction:
 
     def rows_overlapping(self, proto: str, span: PortRange) -> List[Allocation]:
         """Rows of ``proto`` that hold any port of ``span`` (needs the free list's max_span)."""
-        assert self._conn is not None
+        conn = self._open_conn()
         longest = self._max_span(proto)
-        assert longest is not None
+        if longest is None:
+            raise PortsError("internal error: the %s free list is not built" % proto)
         sql = "SELECT %s FROM allocations WHERE proto = ? AND first_port BETWEEN ? AND ? AND last_port >= ? ORDER BY id" % _COLUMNS
         return [
             Allocation(owner_, proto_, first, last, bool(shared), kind, created, id_)
-            for id_, owner_, proto_, first, last, shared, kind, created in self._conn.execute(
+            for id_, owner_, proto_, first, last, shared, kind, created in conn.execute(
                 sql, (proto, span.first - longest + 1, span.last, span.first)
             )
         ]
 
     def _refresh_free_runs(self, proto: str, first: int, last: int) -> None:
         """Recompute the free list around ports ``first``-``last`` after rows changed there."""
-        assert self._conn is not None
+        self._open_conn()
         low, high = first, last
         before = self._conn.execute(
             "SELECT first_port, last_port FROM free_runs WHERE proto = ? AND first_port < ? ORDER BY first_port DESC LIMIT 1",
@@ -242,6 +248,9 @@ class AllocationStore:
         with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
             self._check_schema(conn, migrate=True)
             yield Transaction(conn, writable=True)
+        # Committed: the file is now exactly what SQLite wrote, so the next call
+        # may skip the full check while the file stays as we leave it.
+        self._write_stamp()
 
     @contextlib.contextmanager
     def read(self, readonly: bool = False) -> Iterator[Transaction]:
@@ -349,6 +358,57 @@ class AllocationStore:
             return PortsError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, text))
         return PortsError("db_path %s: %s; nothing changed" % (self.path, text))
 
+    # -- integrity: a full check, skipped while the file is as the last writer left it
+
+    @property
+    def _stamp_path(self) -> str:
+        # Beside the database, named like SQLite's own -journal file.
+        return self.path + "-verified"
+
+    def _file_stamp(self) -> str:
+        # ctime changes on every write to the file and cannot be set back by
+        # `touch`, so bytes written by anything but SQLite show up here.
+        st = os.stat(self.path)
+        return "%d %d %d %d %d" % (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _stamp_matches(self) -> bool:
+        try:
+            with open(self._stamp_path) as handle:
+                return handle.read() == self._file_stamp()
+        except OSError:
+            return False
+
+    def _write_stamp(self) -> None:
+        # Only writers write it (check mode and reads never do). Best effort:
+        # without a stamp the next call simply runs the full check again.
+        temporary = "%s.%d" % (self._stamp_path, os.getpid())
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self._file_stamp())
+            os.replace(temporary, self._stamp_path)
+        except OSError:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+    def _verify_pages(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file with damage in any page, unless it is as the last writer left it.
+
+        SQLite only notices damage in the pages a query touches, so a full
+        ``quick_check`` is what proves the file sound; it is linear in the
+        file's size, so a call skips it when the file is byte for byte as a
+        berth writer last committed it (the stamp beside it). Called under the
+        transaction's lock, so no other berth writer can change the file between
+        the stat and the reads that follow.
+        """
+        if self._stamp_matches():
+            return
+        problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise PortsError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, problem))
+
     def _check_schema(self, conn: sqlite3.Connection, migrate: bool) -> bool:
         """Bring the schema to SCHEMA_VERSION (when writing); False if the file is still blank."""
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -378,12 +438,7 @@ class AllocationStore:
         tables = set(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
         if "allocations" not in tables:
             raise PortsError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
-        # SQLite only notices damage in the pages a query touches. Check them
-        # all before trusting (or writing into) the file: on a host-sized
-        # database this costs well under a millisecond.
-        problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-        if problem != "ok":
-            raise PortsError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, problem))
+        self._verify_pages(conn)
         return True
 
 

@@ -211,3 +211,61 @@ def test_bad_paths_are_refused(tmp_path):
     for bad in ("", None, "a\x00b", 5):
         with pytest.raises(PortsError, match="db_path"):
             AllocationStore(bad)
+
+
+def _statements(monkeypatch):
+    """Record every SQL statement the store runs from now on."""
+    seen = []
+    real_connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.set_trace_callback(seen.append)
+        return conn
+
+    monkeypatch.setattr(allocation_store.sqlite3, "connect", connect)
+    return seen
+
+
+def test_full_check_is_skipped_while_the_file_is_as_the_last_writer_left_it(host, tmp_path, monkeypatch):
+    host.allocate("web", 2)
+    stamp = tmp_path / "ports.db-verified"
+    assert stamp.exists() and stat.S_IMODE(os.stat(str(stamp)).st_mode) == 0o600
+    seen = _statements(monkeypatch)
+    host.rows()
+    host.allocate("web", 2)
+    assert not [s for s in seen if "quick_check" in s]
+
+
+def test_any_outside_write_brings_the_full_check_back(host, tmp_path, monkeypatch):
+    host.allocate("web", 2)
+    path = tmp_path / "ports.db"
+    os.utime(str(path))  # same bytes, but the file was touched by someone else
+    seen = _statements(monkeypatch)
+    host.rows()
+    assert [s for s in seen if "quick_check" in s]
+
+
+def test_garbage_written_in_place_after_a_commit_is_caught(make_host, tmp_path):
+    host = make_host(port_range="1-65535")
+    for i in range(300):
+        host.allocate("own%d" % i, 3)
+    path = host.store.path
+    size = os.path.getsize(path)
+    with open(path, "r+b") as handle:  # a page in the middle, header untouched
+        handle.seek((size // 4096 // 2) * 4096)
+        handle.write(os.urandom(4096))
+    damaged = digest(path)
+    with pytest.raises(PortsError, match="corrupt"):
+        host.allocate("late", 1)
+    with pytest.raises(PortsError, match="corrupt"):
+        host.rows()
+    assert digest(path) == damaged
+
+
+def test_reads_and_check_mode_write_no_stamp(host, tmp_path):
+    host.allocate("web", 1)
+    (tmp_path / "ports.db-verified").unlink()
+    host.rows()
+    host.allocate("web", 3, check_mode=True)
+    assert sorted(os.listdir(str(tmp_path))) == ["ports.db"]

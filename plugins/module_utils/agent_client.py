@@ -122,7 +122,10 @@ class AgentClient(_Agent):
                 raise AgentError("cannot reach the berth-ports agent at %s: %s" % (self.socket_path, exc.strerror), CODE_UNREACHABLE)
             buf = bytearray()
             try:
-                sock.sendall(line)
+                try:
+                    sock.sendall(line)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # answered (busy, too_large) and closed before reading: the answer is queued
                 while b"\n" not in buf:
                     chunk = sock.recv(65536)
                     if not chunk:
@@ -133,7 +136,6 @@ class AgentClient(_Agent):
             except socket.timeout:
                 raise AgentError("no answer from the agent at %s within %.0fs" % (self.socket_path, self.timeout), CODE_TIMEOUT)
             except OSError as exc:
-                # The daemon may answer (busy, too_large) and close before reading it all.
                 if b"\n" not in buf:
                     raise AgentError("the agent at %s closed the connection: %s" % (self.socket_path, exc), CODE_UNREACHABLE)
             if not buf:

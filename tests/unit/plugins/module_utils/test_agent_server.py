@@ -1,0 +1,479 @@
+"""The agent daemon for real: a subprocess on a unix socket, callers forked under distinct uids.
+
+Every caller here is a process whose uid the kernel reports through
+SO_PEERCRED: the test forks, drops to an unprivileged uid with setresuid and
+talks to the daemon from there. No user accounts are created: the grants
+name numeric uids.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from ansible_collections.berth.ports.plugins.module_utils import agent_server
+from ansible_collections.berth.ports.plugins.module_utils.agent_client import AgentClient
+from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import AgentError
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
+from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
+from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
+from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, build_settings
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="forks callers under other uids: needs root")
+
+SVC1, SVC2, ADMIN, NOBODY = 4101, 4102, 4103, 4104
+GRANTS = {
+    "version": 1,
+    "grants": [
+        {"uid": SVC1, "label": "node:portsadm", "owner": "svc1"},
+        {"uid": SVC2, "label": "node:tunadm,portsadm", "owner": "svc2"},
+        {"uid": ADMIN, "role": "admin"},
+    ],
+}
+READ_TIMEOUT = 1.0
+MAX_CLIENTS = 8
+# The daemon subprocess imports the collection the way this process did.
+COLLECTIONS = os.pathsep.join(p for p in sys.path if p)
+CLI = "import sys; from ansible_collections.berth.ports.plugins.module_utils.agent_cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+class Daemon:
+    """A berth-ports agent subprocess with its own socket, grants and database."""
+
+    def __init__(self, workdir, activated=False):
+        self.dir = workdir
+        self.socket = os.path.join(workdir, "agent.sock")
+        self.grants = os.path.join(workdir, "grants.json")
+        self.db = os.path.join(workdir, "db", "ports.db")
+        os.mkdir(os.path.dirname(self.db), 0o700)  # as /var/lib/berth is
+        self.config = os.path.join(workdir, "agent.json")
+        with open(self.grants, "w") as handle:
+            json.dump(GRANTS, handle)
+        os.chmod(self.grants, 0o600)
+        with open(self.config, "w") as handle:
+            json.dump({"db_path": self.db, "skip_listening": False}, handle)
+        self.log = open(os.path.join(workdir, "agent.log"), "w+")
+        args = ["serve", "--grants", self.grants, "--config", self.config,
+                "--max-clients", str(MAX_CLIENTS), "--read-timeout", str(READ_TIMEOUT)]
+        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        if activated:
+            # What systemd does for Accept=no: the listening socket as fd 3,
+            # LISTEN_FDS=1 and LISTEN_PID naming the daemon's own pid.
+            self.listener = agent_server.bind_unix(self.socket)
+            fd = self.listener.fileno()
+            shim = ("import os, sys; os.dup2(%d, 3); os.close(%d); os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+                    "os.execv(sys.executable, [sys.executable] + sys.argv[1:])" % (fd, fd))
+            cmd = [sys.executable, "-c", shim, "-c", CLI] + args
+            self.proc = subprocess.Popen(cmd, env=env, stderr=self.log, pass_fds=(fd,))
+            self.listener.close()
+        else:
+            cmd = [sys.executable, "-c", CLI] + args + ["--socket", self.socket]
+            self.proc = subprocess.Popen(cmd, env=env, stderr=self.log)
+            deadline = time.monotonic() + 20
+            while not os.path.exists(self.socket):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the agent did not start: %s" % self.logs())
+                time.sleep(0.05)
+
+    def logs(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def rows(self):
+        return [(r.owner, r.proto, r.first, r.last) for r in load_rows(AllocationStore(self.db))]
+
+    def integrity(self):
+        conn = sqlite3.connect(self.db)
+        try:
+            return conn.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def workdir():
+    # Not tmp_path: pytest's base is 0700 root, and the callers are other uids.
+    path = tempfile.mkdtemp(prefix="berth-agent-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(workdir):
+    running = Daemon(workdir)
+    yield running
+    running.stop()
+
+
+def as_uid(uid, func):
+    """Run ``func()`` in a child process whose real, effective and saved uid/gid are ``uid``.
+
+    Returns ("ok", value) or ("error", code, message) from the child.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            try:
+                outcome = ["ok", func()]
+            except AgentError as exc:
+                outcome = ["error", exc.code, str(exc)]
+            payload = json.dumps(outcome).encode()
+        except BaseException as exc:  # pylint: disable=broad-except
+            payload = json.dumps(["crash", repr(exc)]).encode()
+        os.write(write_end, payload)
+        os._exit(0)
+    os.close(write_end)
+    chunks = []
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return tuple(json.loads(b"".join(chunks).decode()))
+
+
+def client(daemon, **kwargs):
+    return AgentClient(daemon.socket, **kwargs)
+
+
+def raw_exchange(path, payload, read=True, timeout=10.0):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect(path)
+    try:
+        if payload:
+            sock.sendall(payload)
+        if not read:
+            return None
+        data = b""
+        while b"\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return json.loads(data.decode()) if data else None
+    finally:
+        sock.close()
+
+
+# -- the service's own calls -----------------------------------------------------
+
+
+def test_service_allocates_lists_and_frees_its_own_ports(daemon):
+    got = as_uid(SVC1, lambda: client(daemon).allocate(3, "tcp"))
+    assert got[0] == "ok", got
+    result = got[1]
+    assert result["owner"] == "svc1" and result["ranges"] == ["25031-25033"]
+    # The same variables port_allocate reports for the same holding.
+    assert result["env"] == port_environment("tcp", [PortRange(25031, 25033)])
+    assert result["env"] == {"TCP_PORT": "25031", "TCP_PORTS_RANGE": "25031-25033", "TCP_PORTS": "25031,25032,25033"}
+
+    again = as_uid(SVC1, lambda: client(daemon).allocate(3, "tcp"))
+    assert again[1]["changed"] is False and again[1]["ranges"] == ["25031-25033"]
+
+    more = as_uid(SVC1, lambda: client(daemon).allocate(1, "tcp", keep_existing=True))
+    assert more[1]["ranges"] == ["25031-25033", "25034-25034"]
+
+    listed = as_uid(SVC1, lambda: client(daemon).list())
+    assert [(a["owner"], a["first"], a["last"]) for a in listed[1]["allocations"]] == [("svc1", 25031, 25033), ("svc1", 25034, 25034)]
+    assert listed[1]["env"]["TCP_PORT"] == "25031"
+
+    freed = as_uid(SVC1, lambda: client(daemon).deallocate("tcp"))
+    assert freed[1]["deallocated"] == [{"proto": "tcp", "range": "25031-25033"}, {"proto": "tcp", "range": "25034-25034"}]
+    assert daemon.rows() == []
+
+
+def test_module_id_and_library_functions(daemon):
+    from ansible_collections.berth.ports.plugins.module_utils.agent_client import allocate_ports, deallocate_ports
+
+    def work():
+        os.environ["MODULE_ID"] = "svc2"
+        ports = allocate_ports(2, "udp", socket_path=daemon.socket)
+        return [ports, deallocate_ports("udp", socket_path=daemon.socket)]
+
+    got = as_uid(SVC2, work)
+    assert got == ("ok", [[25031, 25032], [{"proto": "udp", "range": "25031-25032"}]])
+
+
+def test_another_service_is_refused_on_the_first_ones_owner(daemon):
+    assert as_uid(SVC1, lambda: client(daemon).allocate(2))[0] == "ok"
+    before = daemon.rows()
+    for call in (lambda: client(daemon).allocate(5, owner="svc1"),
+                 lambda: client(daemon).deallocate("all", owner="svc1"),
+                 lambda: client(daemon).list(owner="svc1")):
+        got = as_uid(SVC2, call)
+        assert got[0] == "error" and got[1] == "forbidden", got
+        assert "uid %d" % SVC2 in got[2] and "svc2 only" in got[2] and "svc1" in got[2]
+    assert daemon.rows() == before
+    # Its own owner still works, and its list shows only its own rows.
+    assert as_uid(SVC2, lambda: client(daemon).allocate(1))[1]["owner"] == "svc2"
+    assert [a["owner"] for a in as_uid(SVC2, lambda: client(daemon).list())[1]["allocations"]] == ["svc2"]
+
+
+def test_admin_manages_any_owner_and_must_name_one(daemon):
+    assert as_uid(SVC1, lambda: client(daemon).allocate(2))[0] == "ok"
+    got = as_uid(ADMIN, lambda: client(daemon).allocate(4, owner="svc1"))
+    assert got[0] == "ok" and got[1]["ranges"] == ["25031-25034"]
+    assert as_uid(ADMIN, lambda: client(daemon).allocate(1, owner="brand-new"))[0] == "ok"
+    everyone = as_uid(ADMIN, lambda: client(daemon).list())[1]["allocations"]
+    assert sorted(a["owner"] for a in everyone) == ["brand-new", "svc1"]
+    nameless = as_uid(ADMIN, lambda: client(daemon).allocate(1))
+    assert nameless[0] == "error" and "name the owner" in nameless[2]
+    assert as_uid(ADMIN, lambda: client(daemon).deallocate("all", owner="svc1"))[1]["changed"] is True
+
+
+def test_caller_without_grant_is_refused(daemon):
+    for call in (lambda: client(daemon).allocate(1), lambda: client(daemon).allocate(1, owner="svc1"),
+                 lambda: client(daemon).deallocate("tcp", owner="svc1"), lambda: client(daemon).list()):
+        got = as_uid(NOBODY, call)
+        assert got[:2] == ("error", "forbidden") and "has no berth.ports grant" in got[2], got
+    assert as_uid(NOBODY, lambda: client(daemon).whoami())[1]["role"] is None
+    assert daemon.rows() == []
+
+
+def test_unsafe_grants_file_refuses_everyone_but_root(daemon):
+    os.chmod(daemon.grants, 0o666)
+    got = as_uid(SVC1, lambda: client(daemon).allocate(1))
+    assert got[:2] == ("error", "forbidden") and "writable by group or others" in got[2]
+    assert client(daemon).allocate(1, owner="rootjob")["owner"] == "rootjob"  # uid 0 is admin
+    os.chmod(daemon.grants, 0o600)
+    os.chown(daemon.grants, SVC1, SVC1)  # a service must not be able to rewrite its grants
+    got = as_uid(SVC1, lambda: client(daemon).allocate(1))
+    assert got[:2] == ("error", "forbidden") and "not root" in got[2]
+    os.chown(daemon.grants, 0, 0)
+    assert as_uid(SVC1, lambda: client(daemon).allocate(1))[0] == "ok"
+
+
+def test_grants_changes_apply_without_restart(daemon):
+    assert as_uid(NOBODY, lambda: client(daemon).allocate(1))[1] == "forbidden"
+    grants = dict(GRANTS, grants=GRANTS["grants"] + [{"uid": NOBODY, "label": "node:fwadm,portsadm", "owner": "late"}])
+    with open(daemon.grants, "w") as handle:
+        json.dump(grants, handle)
+    assert as_uid(NOBODY, lambda: client(daemon).allocate(1))[1]["owner"] == "late"
+
+
+def test_allocator_errors_come_back_as_failed(daemon):
+    got = as_uid(SVC1, lambda: client(daemon).allocate(5000))
+    assert got[:2] == ("error", "failed") and "larger than the range" in got[2]
+    got = as_uid(SVC1, lambda: client(daemon).allocate(1, proto="sctp"))
+    assert got[:2] == ("error", "failed") and "proto" in got[2]
+    assert daemon.rows() == []
+
+
+# -- bad clients ---------------------------------------------------------------------
+
+
+def assert_still_serving(daemon):
+    assert daemon.alive(), daemon.logs()
+    assert client(daemon).whoami()["uid"] == 0
+
+
+@pytest.mark.parametrize("payload, code", [
+    (b"\xff\xfe\x00garbage\n", "bad_request"),
+    (b"not json at all\n", "bad_request"),
+    (b"[1, 2, 3]\n", "bad_request"),
+    (b'{"op": "format_disk"}\n', "bad_request"),
+    (b'{"op": "allocate", "count": true}\n', "bad_request"),
+    (b'{"op": "allocate", "count": NaN}\n', "bad_request"),
+    (b'{"op": "allocate", "owner": "svc1", "db_path": "/etc/passwd"}\n', "bad_request"),
+    (b"[" * 50000 + b"\n", "bad_request"),
+    (b'{"op": "allocate", "count": ' + b"9" * 5000 + b"}\n", "bad_request"),
+    (b'{"op": "allocate", "owner": "../../etc"}\n', "failed"),
+])
+def test_malformed_requests_get_an_error_and_the_daemon_goes_on(daemon, payload, code):
+    answer = raw_exchange(daemon.socket, payload)
+    assert answer["ok"] is False and answer["code"] == code, answer
+    assert_still_serving(daemon)
+    assert daemon.rows() == []
+
+
+def test_oversized_request_is_cut_off(daemon):
+    answer = raw_exchange(daemon.socket, b'{"op": "whoami", "x": "' + b"A" * 200000)
+    assert answer == {"ok": False, "code": "too_large", "error": "request larger than 65536 bytes"}
+    assert_still_serving(daemon)
+
+
+def test_silent_client_times_out_while_others_are_served(daemon):
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    silent.connect(daemon.socket)
+    trickle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    trickle.connect(daemon.socket)
+    started = time.monotonic()
+    # Served at once, while the silent one holds its worker.
+    for _ in range(5):
+        assert client(daemon).allocate(1, owner="busy-bee")["owner"] == "busy-bee"
+        trickle.sendall(b" ")
+    assert time.monotonic() - started < READ_TIMEOUT
+    silent.settimeout(READ_TIMEOUT + 5)
+    answer = json.loads(silent.recv(65536).decode())
+    assert answer["code"] == "timeout"
+    assert silent.recv(1) == b""  # and closed
+    trickle.settimeout(READ_TIMEOUT + 5)
+    assert json.loads(trickle.recv(65536).decode())["code"] == "timeout"  # a deadline, not an idle timer
+    silent.close()
+    trickle.close()
+    assert_still_serving(daemon)
+
+
+def test_client_disconnecting_mid_request(daemon):
+    for payload in (b"", b'{"op": "allocate", "count"', b'{"op": "allocate", "count": 3, "owner": "gone"}'):
+        raw_exchange(daemon.socket, payload, read=False)
+    # A complete request whose answer nobody reads: done once, idempotent after.
+    raw_exchange(daemon.socket, b'{"op": "allocate", "count": 2, "owner": "left"}\n', read=False)
+    time.sleep(0.3)
+    assert_still_serving(daemon)
+    assert daemon.rows() in ([], [("left", "tcp", 25031, 25032)])
+    assert client(daemon).allocate(2, owner="left")["ranges"] == ["25031-25032"]
+    assert "client went away" in daemon.logs()
+
+
+def test_many_clients_at_once_are_served_or_told_busy_never_lost(daemon):
+    """50 callers at once against 8 workers: every one gets ports (retrying on busy), none twice."""
+    results, errors = {}, []
+
+    def call(i):
+        try:
+            results[i] = AgentClient(daemon.socket, busy_retry=30).allocate(2, owner="c%02d" % i)
+        except AgentError as exc:
+            errors.append((i, exc.code, str(exc)))
+
+    # Four silent clients hold workers the whole time.
+    hogs = []
+    for _ in range(4):
+        hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        hog.connect(daemon.socket)
+        hogs.append(hog)
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for hog in hogs:
+        hog.close()
+    assert errors == []
+    ports = [p for result in results.values() for p in result["ports"]]
+    assert len(ports) == 100 and len(set(ports)) == 100
+    assert len(daemon.rows()) == 50 and daemon.integrity() == "ok"
+    assert_still_serving(daemon)
+
+
+def test_busy_answer_when_every_worker_is_taken(daemon):
+    hogs = []
+    for _ in range(MAX_CLIENTS):
+        hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        hog.connect(daemon.socket)
+        hogs.append(hog)
+    time.sleep(0.2)
+    answer = raw_exchange(daemon.socket, b'{"op": "whoami"}\n')
+    assert answer["code"] == "busy"
+    with pytest.raises(AgentError) as caught:
+        AgentClient(daemon.socket, busy_retry=0).whoami()
+    assert caught.value.code == "busy"
+    for hog in hogs:
+        hog.close()
+    # Waiting out the slots frees them; a retrying client gets through.
+    assert AgentClient(daemon.socket, busy_retry=10).whoami()["uid"] == 0
+
+
+def _ansible_like(db, first, count):
+    """What port_allocate does: one process, one core allocate() per owner."""
+    settings = build_settings(skip_listening=False)
+    store = AllocationStore(db)
+    for i in range(first, first + count):
+        allocate(store, build_allocation_request("ansible%02d" % i, "tcp", 3, settings=settings), settings)
+
+
+def test_runs_beside_ansible_on_the_same_database(daemon):
+    """Agent callers and separate core processes (what port_allocate runs) race on one file."""
+    agent_results, errors = [], []
+
+    def agent_like(i):
+        try:
+            agent_results.append(AgentClient(daemon.socket, busy_retry=30).allocate(3, owner="agent%02d" % i))
+        except AgentError as exc:
+            errors.append(str(exc))
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_ansible_like, args=(daemon.db, 5 * n, 5)) for n in range(3)]
+    threads = [threading.Thread(target=agent_like, args=(i,)) for i in range(15)]
+    for proc in procs:
+        proc.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for proc in procs:
+        proc.join(60)
+    assert errors == [] and [proc.exitcode for proc in procs] == [0, 0, 0]
+    rows = daemon.rows()
+    ports = [p for _owner, _proto, first, last in rows for p in range(first, last + 1)]
+    assert len(rows) == 30 and len(ports) == 90 and len(set(ports)) == 90
+    assert sorted(p for r in agent_results for p in r["ports"]) == sorted(
+        p for owner, _proto, first, last in rows if owner.startswith("agent") for p in range(first, last + 1))
+    assert daemon.integrity() == "ok"
+
+
+# -- how the daemon starts -------------------------------------------------------------
+
+
+def test_socket_activation_takes_fd_3(workdir):
+    running = Daemon(workdir, activated=True)
+    try:
+        got = as_uid(SVC1, lambda: client(running).allocate(1))
+        assert got[0] == "ok", (got, running.logs())
+        assert "the socket from systemd" in running.logs()
+    finally:
+        running.stop()
+    # systemd owns the socket file: the daemon leaves it in place.
+    assert os.path.exists(running.socket)
+
+
+def test_listen_pid_of_another_process_is_ignored():
+    env = {"LISTEN_PID": str(os.getpid() + 1), "LISTEN_FDS": "1"}
+    assert agent_server.systemd_listener(env) is None
+
+
+def test_second_daemon_on_a_live_socket_is_refused(daemon):
+    with pytest.raises(AgentError, match="another agent is serving"):
+        agent_server.bind_unix(daemon.socket)
+    assert_still_serving(daemon)
+
+
+def test_sigterm_stops_cleanly(workdir):
+    running = Daemon(workdir)
+    running.proc.terminate()
+    assert running.proc.wait(10) == 0
+    assert not os.path.exists(running.socket)
+    running.log.close()

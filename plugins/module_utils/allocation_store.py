@@ -20,7 +20,7 @@ import os
 import sqlite3
 import stat
 import time
-from typing import Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 from urllib.parse import quote
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
@@ -95,6 +95,7 @@ class Transaction:
         self._conn = conn  # None: the database does not exist yet
         self._writable = writable and conn is not None
         self._free_list = None  # type: Optional[bool]
+        self._spans = {}  # type: Dict[str, Optional[int]]  # max_span per proto, read once
 
     def rows(self, proto: Optional[str] = None, owner: Optional[str] = None) -> List[Allocation]:
         if self._conn is None:
@@ -128,6 +129,7 @@ class Transaction:
                 self._conn.execute(
                     "UPDATE free_runs_state SET max_span = ? WHERE proto = ?", (row.last - row.first + 1, row.proto)
                 )
+                self._spans[row.proto] = row.last - row.first + 1
         for row in tuple(plan.remove) + tuple(plan.add):
             if self._max_span(row.proto) is not None:
                 self._refresh_free_runs(row.proto, row.first, row.last)
@@ -151,8 +153,10 @@ class Transaction:
         """The longest row ever held for ``proto`` (an upper bound); None: no free list yet."""
         if not self._has_free_list():
             return None
-        found = self._conn.execute("SELECT max_span FROM free_runs_state WHERE proto = ?", (proto,)).fetchone()
-        return None if found is None else found[0]
+        if proto not in self._spans:
+            found = self._open_conn().execute("SELECT max_span FROM free_runs_state WHERE proto = ?", (proto,)).fetchone()
+            self._spans[proto] = None if found is None else found[0]
+        return self._spans[proto]
 
     def prepare_free_list(self, proto: str) -> bool:
         """Make sure ``proto``'s free list exists (building it once from the rows, when
@@ -166,10 +170,9 @@ class Transaction:
         self._conn.executemany(
             "INSERT INTO free_runs (proto, first_port, last_port) VALUES (?, ?, ?)", [(proto, r.first, r.last) for r in runs]
         )
-        self._conn.execute(
-            "INSERT INTO free_runs_state (proto, max_span) VALUES (?, ?)",
-            (proto, max([last - first + 1 for first, last in spans] or [1])),
-        )
+        longest = max([last - first + 1 for first, last in spans] or [1])
+        self._conn.execute("INSERT INTO free_runs_state (proto, max_span) VALUES (?, ?)", (proto, longest))
+        self._spans[proto] = longest
         return True
 
     def free_runs_from(self, proto: str, port: int) -> Iterator[PortRange]:
@@ -379,19 +382,18 @@ class AllocationStore:
             return False
 
     def _write_stamp(self) -> None:
-        # Only writers write it (check mode and reads never do). Best effort:
-        # without a stamp the next call simply runs the full check again.
-        temporary = "%s.%d" % (self._stamp_path, os.getpid())
+        # Only writers write it (check mode and reads never do). Best effort,
+        # and written in place rather than renamed (a rename costs more than
+        # the rest of the call): a torn or stale stamp cannot match the file,
+        # so the worst outcome is one more full check.
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self._file_stamp())
-            os.replace(temporary, self._stamp_path)
-        except OSError:
+            fd = os.open(self._stamp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
             try:
-                os.unlink(temporary)
-            except OSError:
-                pass
+                os.write(fd, self._file_stamp().encode("ascii"))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
 
     def _verify_pages(self, conn: sqlite3.Connection) -> None:
         """Refuse a file with damage in any page, unless it is as the last writer left it.
@@ -411,9 +413,14 @@ class AllocationStore:
 
     def _check_schema(self, conn: sqlite3.Connection, migrate: bool) -> bool:
         """Bring the schema to SCHEMA_VERSION (when writing); False if the file is still blank."""
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        blank = app_id == 0 and version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        # One round trip for what every call needs to know about the file.
+        app_id, version, objects, has_table = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id),"
+            " (SELECT user_version FROM pragma_user_version),"
+            " (SELECT count(*) FROM sqlite_master),"
+            " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'allocations')"
+        ).fetchone()
+        blank = app_id == 0 and version == 0 and objects == 0
         if blank:
             if not migrate:
                 return False
@@ -433,10 +440,10 @@ class AllocationStore:
                 for statement in step:
                     conn.execute(statement)
             conn.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
+            has_table = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'allocations'").fetchone()[0]
         elif version < 1:
             return False
-        tables = set(row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-        if "allocations" not in tables:
+        if not has_table:
             raise PortsError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
         self._verify_pages(conn)
         return True

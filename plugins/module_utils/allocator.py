@@ -7,8 +7,6 @@ transaction that read the state (or only reports it, in check mode)."""
 from __future__ import annotations
 
 import os
-import socket
-import struct
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
@@ -38,60 +36,6 @@ from ansible_collections.berth.ports.plugins.module_utils.request import (
 )
 
 ListeningProbe = Callable[[str], Set[int]]
-
-# NETLINK_SOCK_DIAG: the kernel answers "which sockets listen" directly, in
-# microseconds, where reading /proc/net/tcp* costs milliseconds on some
-# kernels (sandboxes, hosts with many sockets). Same sockets, same netns.
-_NETLINK_SOCK_DIAG = 4
-_SOCK_DIAG_BY_FAMILY = 20
-_NLM_F_REQUEST_DUMP = 0x301  # NLM_F_REQUEST | NLM_F_ROOT | NLM_F_MATCH
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-# The states listening_ports() reads from /proc: TCP_LISTEN (10) for TCP,
-# TCP_CLOSE (7, bound and unconnected) for UDP.
-_DIAG_STATES = {"tcp": (socket.IPPROTO_TCP, 1 << 10), "udp": (socket.IPPROTO_UDP, 1 << 7)}
-
-
-def _sock_diag_ports(proto: str) -> Set[int]:
-    """Local ports of ``proto`` sockets in the listening state (v4 and v6), via sock_diag.
-
-    Raises OSError when the kernel cannot answer (not Linux, no inet_diag).
-    """
-    ip_proto, states = _DIAG_STATES[proto]
-    ports = set()  # type: Set[int]
-    sock = socket.socket(getattr(socket, "AF_NETLINK"), socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
-    try:
-        for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
-            # struct inet_diag_req_v2 with an all-zero inet_diag_sockid (dump everything)
-            request = struct.pack("=BBBBI", family, ip_proto, 0, 0, states) + b"\0" * 48
-            sock.send(struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, seq, 0) + request)
-            done = False
-            while not done:
-                data = sock.recv(65536)
-                if not data:
-                    raise OSError("sock_diag: empty answer")
-                offset = 0
-                while offset + 16 <= len(data):
-                    length, kind = struct.unpack_from("=IH", data, offset)
-                    if kind == _NLMSG_DONE:
-                        done = True
-                        break
-                    if kind == _NLMSG_ERROR or length < 16 + 8:
-                        raise OSError("sock_diag: error answer")
-                    # struct inet_diag_msg: family, state, timer, retrans, then
-                    # inet_diag_sockid whose first field is the source port (big endian)
-                    ports.add(struct.unpack_from(">H", data, offset + 16 + 4)[0])
-                    offset += (length + 3) & ~3
-    finally:
-        sock.close()
-    return ports
-
-
-def fast_listening_ports(proto: str) -> Set[int]:
-    """listening_ports(proto), asked of the kernel's sock_diag; /proc/net when that fails."""
-    try:
-        return _sock_diag_ports(proto)
-    except (OSError, AttributeError, struct.error):
-        return listening_ports(proto)
 
 SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
@@ -148,7 +92,7 @@ def allocate(
     request: AllocationRequest,
     settings: Settings,
     check_mode: bool = False,
-    probe: ListeningProbe = fast_listening_ports,
+    probe: ListeningProbe = listening_ports,
 ) -> Outcome:
     # Read the sockets before taking the lock: /proc can be slow on busy hosts
     # and nothing here depends on it being read under the lock.

@@ -128,9 +128,13 @@ def test_missing_database_can_be_an_error(lookup, tmp_path):
 def test_never_writes(lookup, db):
     before = open(db, "rb").read()
     mtime = os.stat(db).st_mtime_ns
+    listing = sorted(os.listdir(os.path.dirname(db)))  # the writers' -verified stamp included
     lookup.run([], variables={}, db_path=db)
     assert open(db, "rb").read() == before
     assert os.stat(db).st_mtime_ns == mtime
+    assert sorted(os.listdir(os.path.dirname(db))) == listing
+    os.unlink(db + "-verified")
+    lookup.run([], variables={}, db_path=db)
     assert sorted(os.listdir(os.path.dirname(db))) == ["ports.db"]
 
 

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.berth.ports.plugins.module_utils import allocator
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
     Allocation,
     Plan,
@@ -28,7 +27,8 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports
+from ansible_collections.berth.ports.plugins.module_utils import listening_ports as listening_ports_mod
+from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports, proc_listening_ports
 from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT, MIN_PORT, PortRange, free_runs
 from ansible_collections.berth.ports.plugins.module_utils.request import AllocationRequest, build_settings
 
@@ -144,12 +144,12 @@ def test_sock_diag_sees_what_proc_net_shows():
         connected = socket.create_connection(sockets[0].getsockname())
         sockets.append(connected)  # an established socket must not count
         try:
-            diag = {proto: allocator._sock_diag_ports(proto) for proto in ("tcp", "udp")}  # pylint: disable=protected-access
+            diag = {proto: listening_ports_mod._sock_diag_ports(proto) for proto in ("tcp", "udp")}  # pylint: disable=protected-access
         except OSError:
             pytest.skip("no sock_diag on this kernel")
         for proto in ("tcp", "udp"):
-            assert diag[proto] == listening_ports(proto)
-            assert allocator.fast_listening_ports(proto) == listening_ports(proto)
+            assert diag[proto] == proc_listening_ports(proto)
+            assert listening_ports(proto) == proc_listening_ports(proto)
         assert sockets[0].getsockname()[1] in diag["tcp"]
         assert connected.getsockname()[1] not in diag["tcp"]
     finally:

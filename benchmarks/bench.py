@@ -127,7 +127,7 @@ def bench_module_overhead(work):
         handle.write("localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
     ping = os.path.join(work, "ping50.yml")
     alloc = os.path.join(work, "alloc50.yml")
-    _write_play(ping, "ansible.builtin.ping", [{} for _ in range(50)])
+    _write_play(ping, "ansible.builtin.ping", [{}] * 50)
     _write_play(alloc, "berth.ports.port_allocate", [{"owner": "svc%02d" % i, "db_path": db} for i in range(50)])
     values, baselines = [], []
     for index in range(rounds):
@@ -165,7 +165,7 @@ def bench_fleet(work):
         handle.write("[fleet:vars]\nansible_connection=local\nansible_python_interpreter=%s\n" % sys.executable)
     ping = os.path.join(work, "fleet-ping.yml")
     alloc = os.path.join(work, "fleet-alloc.yml")
-    _write_play(ping, "ansible.builtin.ping", [{} for _ in range(5)])
+    _write_play(ping, "ansible.builtin.ping", [{}] * 5)
     _write_play(
         alloc, "berth.ports.port_allocate", [{"owner": "svc%d" % i, "count": i + 1, "db_path": "{{ bench_db }}"} for i in range(5)]
     )
@@ -223,7 +223,7 @@ def bench_durable_rate(work):
     _allocate(store, settings, "warmup")
     alloc_rates, raw_rates = [], []
     done = 0
-    for _ in range(rounds):
+    for _round in range(rounds):
         start = time.perf_counter()
         _raw_commits(conn, done, per_round)
         raw_rates.append(per_round / (time.perf_counter() - start))
@@ -288,7 +288,7 @@ def bench_scale(work):
     _allocate(empty, settings, "warmup")
     full_costs, empty_costs = [], []
     n = 0
-    for _ in range(rounds):
+    for _round in range(rounds):
         for store, costs in ((full, full_costs), (empty, empty_costs)):
             start = time.perf_counter()
             for i in range(per_round):
@@ -343,7 +343,7 @@ def bench_contention(work):
     single, multi, dups = [], [], 0
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(procs) as pool:
-        for _ in range(rounds):
+        for _round in range(rounds):
             rate, dup = _contention_round(db, 1, procs * per_proc, pool)
             single.append(rate)
             dups += dup
@@ -416,7 +416,7 @@ def bench_lookup(work):
         return jmespath.search(query, records)
 
     values, baselines = [], []
-    for _ in range(7):
+    for _round in range(7):
         start = time.perf_counter()
         plugin.run([], variables={}, db_path=db, query=query)
         values.append((time.perf_counter() - start) * 1000)

@@ -308,8 +308,7 @@ def plan_dynamic_indexed(
                 return
             clipped = PortRange(max(run.first, band.first), min(run.last, band.last))
             if clipped.first <= clipped.last:
-                for piece in free_runs(clipped, soft_blocked):
-                    yield piece
+                yield from free_runs(clipped, soft_blocked)
 
     chosen = None  # type: Optional[PortRange]
     if replaced:

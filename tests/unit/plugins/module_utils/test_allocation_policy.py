@@ -33,7 +33,7 @@ def test_first_fit_reuses_the_lowest_hole(host):
 def test_same_calls_give_same_ports_on_two_hosts(make_host):
     calls = [("a", 3), ("b", 1), ("c", 5), ("a", 1), ("d", 2)]
     results = []
-    for _ in range(2):
+    for _round in range(2):
         h = make_host()
         results.append([str(h.allocate(owner, count).after.ranges[0]) for owner, count in calls])
     assert results[0] == results[1]

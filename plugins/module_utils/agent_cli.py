@@ -122,12 +122,12 @@ def _print_human(command: str, result: Dict[str, Any], out: TextIO) -> None:
             out.write("%s/%s\n" % (freed["range"], freed["proto"]))
     elif command == "list":
         for row in result.get("allocations", []):
-            out.write("%s %s %d-%d %s%s\n" % (row["owner"], row["proto"], row["first"], row["last"], row["kind"],
-                                              " shared" if row["shared"] else ""))
+            shared = " shared" if row["shared"] else ""
+            out.write("%s %s %d-%d %s%s\n" % (row["owner"], row["proto"], row["first"], row["last"], row["kind"], shared))
         _print_env(result, out)
     else:
-        out.write("uid %s (%s) role %s owner %s\n" % (result["uid"], result["user"] or "-", result["role"] or "none",
-                                                       result["owner"] or "-"))
+        fields = (result["uid"], result["user"] or "-", result["role"] or "none", result["owner"] or "-")
+        out.write("uid %s (%s) role %s owner %s\n" % fields)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import threading
 import time
 from typing import Dict, Iterator, List, Optional, Sequence
 from urllib.parse import quote
@@ -36,6 +37,13 @@ APPLICATION_ID = 0x62657274
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# SQLite's locks are POSIX locks, which belong to the process: closing any
+# descriptor of the file (the header check below opens and closes one) drops
+# the locks another thread's connection holds. One transaction at a time per
+# process keeps threaded callers (the agent daemon) safe; separate processes
+# still serialise through SQLite's own locking.
+_IN_PROCESS = threading.RLock()
 
 # Linux' PATH_MAX; a longer path can only fail, and os.makedirs would recurse
 # once per component getting there.
@@ -245,15 +253,16 @@ class AllocationStore:
     @contextlib.contextmanager
     def write(self) -> Iterator[Transaction]:
         """An exclusive write transaction; creates the file (0600, dir 0700) if needed."""
-        self._prepare_parent()
-        self._create_file()
-        self._check_header()
-        with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
-            self._check_schema(conn, migrate=True)
-            yield Transaction(conn, writable=True)
-        # Committed: the file is now exactly what SQLite wrote, so the next call
-        # may skip the full check while the file stays as we leave it.
-        self._write_stamp()
+        with self._serialised():
+            self._prepare_parent()
+            self._create_file()
+            self._check_header()
+            with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
+                self._check_schema(conn, migrate=True)
+                yield Transaction(conn, writable=True)
+            # Committed: the file is now exactly what SQLite wrote, so the next
+            # call may skip the full check while the file stays as we leave it.
+            self._write_stamp()
 
     @contextlib.contextmanager
     def read(self, readonly: bool = False) -> Iterator[Transaction]:
@@ -268,25 +277,37 @@ class AllocationStore:
         if not os.path.lexists(self.path):
             yield Transaction(None)
             return
-        self._check_header()
-        with self._transaction("BEGIN", readonly=readonly) as conn:
-            if self._check_schema(conn, migrate=False):
-                yield Transaction(conn)
-            else:
-                yield Transaction(None)
+        with self._serialised():
+            self._check_header()
+            with self._transaction("BEGIN", readonly=readonly) as conn:
+                if self._check_schema(conn, migrate=False):
+                    yield Transaction(conn)
+                else:
+                    yield Transaction(None)
 
     # -- internals --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _serialised(self) -> Iterator[None]:
+        if not _IN_PROCESS.acquire(timeout=self.busy_timeout):
+            raise PortsError(
+                "db_path %s: still locked by another thread after %.0fs; nothing changed" % (self.path, self.busy_timeout)
+            )
+        try:
+            yield
+        finally:
+            _IN_PROCESS.release()
 
     def _prepare_parent(self) -> None:
         parent = os.path.dirname(os.path.abspath(self.path))
         if os.path.isdir(parent):
             return
-        if os.path.lexists(parent):
-            raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
         try:
             os.makedirs(parent, 0o700)
             os.chmod(parent, 0o700)  # makedirs' mode is filtered by the umask
         except FileExistsError:
+            # A file is in the way, or a concurrent first writer just made the
+            # directory: only the first is an error.
             if not os.path.isdir(parent):
                 raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
         except OSError as exc:

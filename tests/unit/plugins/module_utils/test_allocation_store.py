@@ -167,6 +167,32 @@ def test_writers_serialise_and_time_out_cleanly(make_host, tmp_path):
     host = make_host()
     host.allocate("a", 1)
     host.store.busy_timeout = 0.2
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # another process (a second playbook run) holds the write lock
+        try:
+            with AllocationStore(host.store.path).write():
+                os.write(ready_w, b"x")
+                os.read(release_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"x"
+        before = host.rows()  # readers are not blocked by a RESERVED lock
+        with pytest.raises(PortsError, match="locked by another writer"):
+            host.allocate("b", 1)
+    finally:
+        os.write(release_w, b"x")
+        os.waitpid(child, 0)
+    assert host.rows() == before
+    assert host.allocate("b", 1).changed
+
+
+def test_threads_of_one_process_take_turns(make_host):
+    host = make_host()
+    host.allocate("a", 1)
+    host.store.busy_timeout = 0.2
     held = threading.Event()
     release = threading.Event()
 
@@ -179,14 +205,20 @@ def test_writers_serialise_and_time_out_cleanly(make_host, tmp_path):
     thread.start()
     try:
         assert held.wait(5)
-        before = host.rows()  # readers are not blocked by a RESERVED lock
-        with pytest.raises(PortsError, match="locked by another writer"):
+        with pytest.raises(PortsError, match="locked by another thread"):
             host.allocate("b", 1)
     finally:
         release.set()
         thread.join()
-    assert host.rows() == before
-    assert host.allocate("b", 1).changed
+    results = []
+    workers = [threading.Thread(target=lambda n=n: results.append(host.allocate("t%d" % n, 2))) for n in range(8)]
+    host.store.busy_timeout = 30
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    ports = [p for r in results for p in r.after.ports]
+    assert len(ports) == 16 and len(set(ports)) == 16
 
 
 def test_failure_inside_transaction_rolls_back(host, monkeypatch):

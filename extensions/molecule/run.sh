@@ -69,6 +69,9 @@ if [ "${BERTH_MOLECULE_REBUILD:-0}" = 1 ]; then
   rm -f "$tarball"
 fi
 
+# One build at a time, should two runs start together.
+exec 9>"$cache/.lock"
+flock 9
 if ! podman image exists "$image"; then
   if [ ! -s "$tarball" ]; then
     log "building Debian $suite rootfs from $mirror (key $key)"
@@ -88,6 +91,7 @@ if ! podman image exists "$image"; then
     | grep '^localhost/berth-molecule:' | grep -v ":$key\$" \
     | xargs -r podman rmi -f >/dev/null 2>&1 || true
 fi
+flock -u 9
 export BERTH_MOLECULE_IMAGE=$image
 
 # podman settings for the scenario containers, through CONTAINERS_CONF so
@@ -105,13 +109,18 @@ EOF
 
 # --- 3. collection on the collections path ---------------------------------
 workdir=$(mktemp -d /tmp/berth-molecule.XXXXXX)
+scenarios=()
+trap 'rm -rf "$workdir"' EXIT
 cleanup() {
-  # Only the containers of these scenarios, in case one was interrupted.
-  podman ps -a --filter label=owner=molecule --format '{{.Names}}' \
-    | grep '^berth-' | xargs -r podman rm -f >/dev/null 2>&1 || true
+  # Only the containers of the scenarios this run started (berth-<scenario>-N),
+  # in case one was interrupted: another run may be using other scenarios.
+  local s
+  for s in "${scenarios[@]}"; do
+    podman ps -a --filter label=owner=molecule --format '{{.Names}}' \
+      | grep -E "^berth-${s}-[0-9]+\$" | xargs -r podman rm -f >/dev/null 2>&1 || true
+  done
   rm -rf "$workdir"
 }
-trap cleanup EXIT
 
 found=
 IFS=: read -r -a cpaths <<<"${ANSIBLE_COLLECTIONS_PATH:-}"
@@ -131,9 +140,10 @@ fi
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
-  scenarios=()
   for f in "$here"/*/molecule.yml; do scenarios+=("$(basename "$(dirname "$f")")"); done
 fi
+
+trap cleanup EXIT
 
 cd "$here/.."   # extensions/: Molecule finds molecule/<scenario>/molecule.yml
 failed=()

@@ -65,7 +65,8 @@ tarball=$cache/rootfs-$key.tar
 mkdir -p "$cache"
 
 if [ "${BERTH_MOLECULE_REBUILD:-0}" = 1 ]; then
-  podman rmi -f "$image" >/dev/null 2>&1 || true
+  # Not forced: an image still used by a container (another run) stays.
+  podman rmi "$image" >/dev/null 2>&1 || true
   rm -f "$tarball"
 fi
 
@@ -86,10 +87,11 @@ if ! podman image exists "$image"; then
   log "importing $tarball as $image"
   podman import --quiet --change 'CMD ["/sbin/init"]' \
     --change 'LABEL org.berth.molecule.key='"$key" "$tarball" "$image" >/dev/null
-  # Older images of this recipe are dead weight.
+  # Older images and root filesystems of this recipe are dead weight.
   podman images --format '{{.Repository}}:{{.Tag}}' \
     | grep '^localhost/berth-molecule:' | grep -v ":$key\$" \
-    | xargs -r podman rmi -f >/dev/null 2>&1 || true
+    | xargs -r podman rmi >/dev/null 2>&1 || true
+  find "$cache" -maxdepth 1 -name 'rootfs-*.tar' ! -name "rootfs-$key.tar" -delete
 fi
 flock -u 9
 export BERTH_MOLECULE_IMAGE=$image

@@ -77,6 +77,9 @@ if ! podman image exists "$image"; then
   if [ ! -s "$tarball" ]; then
     log "building Debian $suite rootfs from $mirror (key $key)"
     include=$(IFS=,; echo "${packages[*]}")
+    # The hooks are run by mmdebstrap, which passes the rootfs as $1: single
+    # quotes are meant.
+    # shellcheck disable=SC2016
     mmdebstrap --variant=minbase --mode=root --include="$include" \
       --customize-hook='echo berth-test > "$1/etc/hostname"' \
       --customize-hook='rm -f "$1/etc/machine-id"; touch "$1/etc/machine-id"' \

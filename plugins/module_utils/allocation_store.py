@@ -16,7 +16,9 @@ Guarantees kept here, whatever calls it:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import signal
 import sqlite3
 import stat
 import threading
@@ -257,12 +259,13 @@ class AllocationStore:
             self._prepare_parent()
             self._create_file()
             self._check_header()
-            with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
-                self._check_schema(conn, migrate=True)
-                yield Transaction(conn, writable=True)
-            # Committed: the file is now exactly what SQLite wrote, so the next
-            # call may skip the full check while the file stays as we leave it.
-            self._write_stamp()
+            with self._writers_queue():
+                with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
+                    self._check_schema(conn, migrate=True)
+                    yield Transaction(conn, writable=True)
+                # Committed: the file is now exactly what SQLite wrote, so the
+                # next call may skip the full check while the file stays so.
+                self._write_stamp()
 
     @contextlib.contextmanager
     def read(self, readonly: bool = False) -> Iterator[Transaction]:
@@ -286,6 +289,31 @@ class AllocationStore:
                     yield Transaction(None)
 
     # -- internals --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writers_queue(self) -> Iterator[None]:
+        """Wait for other berth writers in the kernel's lock queue.
+
+        SQLite's busy handler sleeps and retries (1, 2, 5, 10... ms), so with
+        many writers the lock sits idle between them; a blocking flock() on
+        the database file wakes the next writer the moment the last one is
+        done. BSD flock and SQLite's POSIX locks do not interact on Linux, and
+        this descriptor is closed only after the connection is, so it cannot
+        drop SQLite's locks. BEGIN IMMEDIATE still guards against writers
+        that do not queue here.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise PortsError("db_path %s: cannot open it: %s" % (self.path, exc.strerror))
+        try:
+            if not _flock(fd, self.busy_timeout):
+                raise PortsError(
+                    "db_path %s: still locked by another writer after %.0fs; nothing changed" % (self.path, self.busy_timeout)
+                )
+            yield
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _serialised(self) -> Iterator[None]:
@@ -468,6 +496,51 @@ class AllocationStore:
             raise PortsError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
         self._verify_pages(conn)
         return True
+
+
+class _LockTimeout(Exception):
+    pass
+
+
+def _raise_lock_timeout(signum: int, frame: object) -> None:
+    raise _LockTimeout()
+
+
+def _flock(fd: int, timeout: float) -> bool:
+    """Take an exclusive flock on ``fd`` within ``timeout`` seconds; False if it could not."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + timeout
+    # A blocking flock, cut short by SIGALRM, when this thread may use signals
+    # and nobody else has a timer running; otherwise poll.
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+    ):
+        previous = signal.signal(signal.SIGALRM, _raise_lock_timeout)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, max(timeout, 0.001))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return True
+            except _LockTimeout:
+                return False
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+    while time.monotonic() < deadline:
+        time.sleep(0.002)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            continue
+    return False
 
 
 def load_rows(store: AllocationStore, proto: Optional[str] = None, readonly: bool = False) -> Sequence[Allocation]:

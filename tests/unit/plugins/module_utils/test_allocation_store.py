@@ -189,6 +189,37 @@ def test_writers_serialise_and_time_out_cleanly(make_host, tmp_path):
     assert host.allocate("b", 1).changed
 
 
+def test_queueing_leaves_a_callers_alarm_alone(make_host):
+    import signal
+
+    host = make_host()
+    host.allocate("a", 1)
+    host.store.busy_timeout = 0.2
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    ready_r, ready_w = os.pipe()
+    release_r, release_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            with AllocationStore(host.store.path).write():
+                os.write(ready_w, b"x")
+                os.read(release_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"x"
+        with pytest.raises(PortsError, match="locked by another writer"):
+            host.allocate("b", 1)  # polls: the caller owns SIGALRM
+        assert signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL
+    finally:
+        os.write(release_w, b"x")
+        os.waitpid(child, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert fired == []
+    assert host.allocate("b", 1).changed
+
+
 def test_threads_of_one_process_take_turns(make_host):
     host = make_host()
     host.allocate("a", 1)

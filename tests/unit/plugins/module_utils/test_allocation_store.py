@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 import sqlite3
 import stat
 import threading
@@ -163,58 +165,51 @@ def test_directory_and_file_parent_are_refused(tmp_path, make_host):
     assert (tmp_path / "afile").read_text() == "keep me"
 
 
-def test_writers_serialise_and_time_out_cleanly(make_host, tmp_path):
-    host = make_host()
-    host.allocate("a", 1)
-    host.store.busy_timeout = 0.2
-    ready_r, ready_w = os.pipe()
-    release_r, release_w = os.pipe()
-    child = os.fork()
-    if child == 0:  # another process (a second playbook run) holds the write lock
-        try:
-            with AllocationStore(host.store.path).write():
-                os.write(ready_w, b"x")
-                os.read(release_r, 1)
-        finally:
-            os._exit(0)
-    try:
-        assert os.read(ready_r, 1) == b"x"
-        before = host.rows()  # readers are not blocked by a RESERVED lock
-        with pytest.raises(PortsError, match="locked by another writer"):
-            host.allocate("b", 1)
-    finally:
-        os.write(release_w, b"x")
-        os.waitpid(child, 0)
-    assert host.rows() == before
-    assert host.allocate("b", 1).changed
-
-
-def test_queueing_leaves_a_callers_alarm_alone(make_host):
-    import signal
-
-    host = make_host()
-    host.allocate("a", 1)
-    host.store.busy_timeout = 0.2
-    fired = []
-    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+@contextlib.contextmanager
+def writer_elsewhere(path):
+    """Another process (a second playbook run) holding the write lock until the block ends."""
     ready_r, ready_w = os.pipe()
     release_r, release_w = os.pipe()
     child = os.fork()
     if child == 0:
         try:
-            with AllocationStore(host.store.path).write():
+            with AllocationStore(path).write():
                 os.write(ready_w, b"x")
                 os.read(release_r, 1)
         finally:
             os._exit(0)
     try:
         assert os.read(ready_r, 1) == b"x"
-        with pytest.raises(PortsError, match="locked by another writer"):
-            host.allocate("b", 1)  # polls: the caller owns SIGALRM
-        assert signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL
+        yield
     finally:
         os.write(release_w, b"x")
         os.waitpid(child, 0)
+
+
+def test_writers_serialise_and_time_out_cleanly(make_host):
+    host = make_host()
+    host.allocate("a", 1)
+    host.store.busy_timeout = 0.2
+    with writer_elsewhere(host.store.path):
+        before = host.rows()  # readers are not blocked by a RESERVED lock
+        with pytest.raises(PortsError, match="locked by another writer"):
+            host.allocate("b", 1)
+    assert host.rows() == before
+    assert host.allocate("b", 1).changed
+
+
+def test_queueing_leaves_a_callers_alarm_alone(make_host):
+    host = make_host()
+    host.allocate("a", 1)
+    host.store.busy_timeout = 0.2
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        with writer_elsewhere(host.store.path):
+            with pytest.raises(PortsError, match="locked by another writer"):
+                host.allocate("b", 1)  # polls: the caller owns SIGALRM
+            assert signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL
+    finally:
         signal.signal(signal.SIGALRM, previous)
     assert fired == []
     assert host.allocate("b", 1).changed

@@ -48,6 +48,7 @@ help:
 	@echo '  make lint         ansible-lint, production profile, roles/ and playbooks/'
 	@echo '  make molecule     extensions/molecule/run.sh'
 	@echo '  make test         all of the above (demo as a smoke test)'
+	@echo '  make bench        benchmarks/bench.py: six figures next to same-run baselines'
 	@echo '  make clean        remove .venv, .build, demo/ and test output'
 
 # ---------------------------------------------------------------- venv

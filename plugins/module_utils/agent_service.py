@@ -11,7 +11,6 @@ each), so Ansible runs, the daemon and root scripts serialise on one file.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from typing import Any, Dict, Optional
 
 from ansible_collections.berth.ports.plugins.module_utils.agent_config import AgentConfig
@@ -26,15 +25,6 @@ from ansible_collections.berth.ports.plugins.module_utils.reporting import alloc
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, validate_proto
 
 
-# SQLite's locks are POSIX record locks, which belong to the process: when
-# any thread closes any descriptor of the database file (the core opens it to
-# check its header), every lock this process holds on it is dropped, under
-# another thread's open transaction. So one thread at a time touches the
-# database here; other processes (Ansible runs, scripts) still serialise with
-# the daemon through SQLite's own locking.
-_DATABASE_LOCK = threading.Lock()
-
-
 class AgentService:
     """Authorize, then run one request against the configured database."""
 
@@ -42,10 +32,8 @@ class AgentService:
         self.config = config
 
     def handle(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
-        with _DATABASE_LOCK:
-            return self._handle(request, identity)
-
-    def _handle(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
+        # Worker threads may call this at once: the store itself makes the
+        # threads of one process take turns (SQLite's locks are per process).
         op = request["op"]
         try:
             if op == "whoami":

@@ -321,6 +321,37 @@ def test_garbage_written_in_place_after_a_commit_is_caught(make_host, tmp_path):
     assert digest(path) == damaged
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe not text", b"", b"x" * 4096],
+    ids=["undecodable", "empty", "longer-than-any-stamp"],
+)
+def test_a_stamp_file_that_is_not_ours_only_brings_the_full_check_back(host, tmp_path, monkeypatch, content):
+    host.allocate("web", 2)
+    stamp = tmp_path / "ports.db-verified"
+    stamp.write_bytes(content)
+    seen = _statements(monkeypatch)
+    host.allocate("db", 1)
+    assert [s for s in seen if "quick_check" in s]
+    # The write left a stamp that matches again, whatever was there before.
+    seen.clear()
+    host.allocate("cache", 1)
+    assert not [s for s in seen if "quick_check" in s]
+    assert len(stamp.read_bytes()) == allocation_store._STAMP_WIDTH  # pylint: disable=protected-access
+
+
+def test_a_fifo_in_place_of_the_stamp_neither_hangs_nor_fails(host, tmp_path, monkeypatch):
+    host.allocate("web", 1)
+    stamp = tmp_path / "ports.db-verified"
+    stamp.unlink()
+    os.mkfifo(str(stamp))
+    seen = _statements(monkeypatch)
+    host.allocate("db", 1)
+    assert [s for s in seen if "quick_check" in s]
+    assert stat.S_ISFIFO(os.stat(str(stamp)).st_mode)
+    assert [r.owner for r in host.rows()] == ["web", "db"]
+
+
 def test_reads_and_check_mode_write_no_stamp(host, tmp_path):
     host.allocate("web", 1)
     (tmp_path / "ports.db-verified").unlink()

@@ -23,7 +23,7 @@ import sqlite3
 import stat
 import threading
 import time
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
 from urllib.parse import quote
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
@@ -96,6 +96,20 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 _COLUMNS = "id, owner, proto, first_port, last_port, shared, kind, created"
 
+# What every call needs to know about the file, in one round trip.
+_SCHEMA_FACTS = (
+    "SELECT (SELECT application_id FROM pragma_application_id),"
+    " (SELECT user_version FROM pragma_user_version),"
+    " (SELECT count(*) FROM sqlite_master),"
+    " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'allocations'),"
+    " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'free_runs_state')"
+)
+
+
+class _Schema(NamedTuple):
+    usable: bool  # holds the allocations table (False: a blank file, read as empty)
+    free_list: bool  # holds the free_runs tables (schema 3 on)
+
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -104,10 +118,10 @@ def utc_now() -> str:
 class Transaction:
     """Reads and writes inside one open transaction."""
 
-    def __init__(self, conn: Optional[sqlite3.Connection], writable: bool = False) -> None:
+    def __init__(self, conn: Optional[sqlite3.Connection], writable: bool = False, free_list: bool = False) -> None:
         self._conn = conn  # None: the database does not exist yet
         self._writable = writable and conn is not None
-        self._free_list = None  # type: Optional[bool]
+        self._free_list = free_list and conn is not None  # the free_runs tables exist
         self._spans = {}  # type: Dict[str, Optional[int]]  # max_span per proto, read once
 
     def rows(self, proto: Optional[str] = None, owner: Optional[str] = None) -> List[Allocation]:
@@ -129,12 +143,14 @@ class Transaction:
     def apply(self, plan: Plan) -> None:
         if self._conn is None:
             raise PortsError("internal error: cannot write through a read-only transaction")
-        self._conn.executemany("DELETE FROM allocations WHERE id = ?", [(row.id,) for row in plan.remove])
-        self._conn.executemany(
-            "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r.owner, r.proto, r.first, r.last, int(r.shared), r.kind, r.created) for r in plan.add],
-        )
-        if not self._has_free_list():
+        if plan.remove:
+            self._conn.executemany("DELETE FROM allocations WHERE id = ?", [(row.id,) for row in plan.remove])
+        if plan.add:
+            self._conn.executemany(
+                "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(r.owner, r.proto, r.first, r.last, int(r.shared), r.kind, r.created) for r in plan.add],
+            )
+        if not self._free_list:
             return
         for row in plan.add:
             span = self._max_span(row.proto)
@@ -154,17 +170,9 @@ class Transaction:
 
     # -- the free list (free_runs), an index of what no row covers -------------
 
-    def _has_free_list(self) -> bool:
-        if self._conn is None:
-            return False
-        if self._free_list is None:
-            found = self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'free_runs_state'").fetchone()
-            self._free_list = found is not None
-        return self._free_list
-
     def _max_span(self, proto: str) -> Optional[int]:
         """The longest row ever held for ``proto`` (an upper bound); None: no free list yet."""
-        if not self._has_free_list():
+        if not self._free_list:
             return None
         if proto not in self._spans:
             found = self._open_conn().execute("SELECT max_span FROM free_runs_state WHERE proto = ?", (proto,)).fetchone()
@@ -176,7 +184,7 @@ class Transaction:
         writing); False when it cannot be used (a read of a file without one)."""
         if self._max_span(proto) is not None:
             return True
-        if not self._writable or not self._has_free_list():
+        if not self._writable or not self._free_list:
             return False
         spans = [(row.first, row.last) for row in self.rows(proto=proto)]
         runs = free_runs(PortRange(MIN_PORT, MAX_PORT), [PortRange(f, l) for f, l in spans])
@@ -261,11 +269,10 @@ class AllocationStore:
         with self._serialised():
             self._prepare_parent()
             self._create_file()
-            self._check_header()
             with self._writers_queue():
                 with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
-                    self._check_schema(conn, migrate=True)
-                    yield Transaction(conn, writable=True)
+                    schema = self._check_schema(conn, migrate=True)
+                    yield Transaction(conn, writable=True, free_list=schema.free_list)
                 # Committed: the file is now exactly what SQLite wrote, so the
                 # next call may skip the full check while the file stays so.
                 self._write_stamp()
@@ -284,12 +291,10 @@ class AllocationStore:
             yield Transaction(None)
             return
         with self._serialised():
-            self._check_header()
+            os.close(self._open_checked(follow=True))
             with self._transaction("BEGIN", readonly=readonly) as conn:
-                if self._check_schema(conn, migrate=False):
-                    yield Transaction(conn)
-                else:
-                    yield Transaction(None)
+                schema = self._check_schema(conn, migrate=False)
+                yield Transaction(conn if schema.usable else None, free_list=schema.free_list)
 
     # -- internals --------------------------------------------------------------
 
@@ -303,17 +308,16 @@ class AllocationStore:
         done. BSD flock and SQLite's POSIX locks do not interact on Linux, and
         this descriptor is closed only after the connection is, so it cannot
         drop SQLite's locks. BEGIN IMMEDIATE still guards against writers
-        that do not queue here.
+        that do not queue here. The header is checked on the same descriptor
+        once the lock is ours, when no berth writer is half way through.
         """
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise PortsError("db_path %s: cannot open it: %s" % (self.path, exc.strerror))
+        fd = self._open_regular()
         try:
             if not _flock(fd, self.busy_timeout):
                 raise PortsError(
                     "db_path %s: still locked by another writer after %.0fs; nothing changed" % (self.path, self.busy_timeout)
                 )
+            self._check_header(fd)
             yield
         finally:
             os.close(fd)
@@ -358,13 +362,32 @@ class AllocationStore:
         finally:
             os.close(fd)
 
-    def _check_header(self) -> None:
+    def _open_regular(self, follow: bool = False) -> int:
+        """A descriptor of the database file, refusing anything but a regular file.
+
+        Checked before opening, so that a FIFO or a device is never opened.
+        Writers never follow a symlink; readers do, as SQLite does.
+        """
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
         try:
-            st = os.stat(self.path)
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
                 raise PortsError("db_path %s is not a regular file; refusing to use it" % self.path)
-            with open(self.path, "rb") as handle:
-                header = handle.read(len(_SQLITE_MAGIC))
+            return os.open(self.path, flags)
+        except OSError as exc:
+            raise PortsError("db_path %s: cannot open it: %s" % (self.path, exc.strerror))
+
+    def _open_checked(self, follow: bool = False) -> int:
+        fd = self._open_regular(follow)
+        try:
+            self._check_header(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check_header(self, fd: int) -> None:
+        try:
+            header = os.pread(fd, len(_SQLITE_MAGIC), 0)
         except OSError as exc:
             raise PortsError("db_path %s: cannot read it: %s" % (self.path, exc.strerror))
         # An empty file holds nothing to lose (we or `touch` just made it);
@@ -474,19 +497,13 @@ class AllocationStore:
         if problem != "ok":
             raise PortsError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, problem))
 
-    def _check_schema(self, conn: sqlite3.Connection, migrate: bool) -> bool:
-        """Bring the schema to SCHEMA_VERSION (when writing); False if the file is still blank."""
-        # One round trip for what every call needs to know about the file.
-        app_id, version, objects, has_table = conn.execute(
-            "SELECT (SELECT application_id FROM pragma_application_id),"
-            " (SELECT user_version FROM pragma_user_version),"
-            " (SELECT count(*) FROM sqlite_master),"
-            " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'allocations')"
-        ).fetchone()
+    def _check_schema(self, conn: sqlite3.Connection, migrate: bool) -> _Schema:
+        """Bring the schema to SCHEMA_VERSION (when writing) and say what the file holds."""
+        app_id, version, objects, has_table, has_free_list = conn.execute(_SCHEMA_FACTS).fetchone()
         blank = app_id == 0 and version == 0 and objects == 0
         if blank:
             if not migrate:
-                return False
+                return _Schema(False, False)
             conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
         elif app_id != APPLICATION_ID:
             raise PortsError(
@@ -503,13 +520,13 @@ class AllocationStore:
                 for statement in step:
                     conn.execute(statement)
             conn.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
-            has_table = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'allocations'").fetchone()[0]
+            _app_id, version, _objects, has_table, has_free_list = conn.execute(_SCHEMA_FACTS).fetchone()
         elif version < 1:
-            return False
+            return _Schema(False, False)
         if not has_table:
             raise PortsError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
         self._verify_pages(conn)
-        return True
+        return _Schema(True, bool(has_free_list))
 
 
 class _LockTimeout(Exception):

@@ -21,6 +21,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_store impor
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host
 
 
 def digest(path):
@@ -358,3 +359,15 @@ def test_reads_and_check_mode_write_no_stamp(host, tmp_path):
     host.rows()
     host.allocate("web", 3, check_mode=True)
     assert sorted(os.listdir(str(tmp_path))) == ["ports.db"]
+
+
+def test_a_symlinked_database_is_read_but_never_written_through(host, tmp_path):
+    host.allocate("web", 2)
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "ports.db")
+    before = digest(tmp_path / "ports.db")
+    through = Host(link)
+    assert [r.owner for r in through.rows()] == ["web"]
+    with pytest.raises(PortsError, match="cannot open it"):
+        through.allocate("db", 1)
+    assert digest(tmp_path / "ports.db") == before

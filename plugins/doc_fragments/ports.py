@@ -44,3 +44,13 @@ options:
     elements: raw
     default: []
 """
+
+    # Every module: member of the berth.ports.all action group (meta/runtime.yml).
+    ACTION_GROUP = r"""
+attributes:
+  action_group:
+    description: Use C(group/berth.ports.all) in C(module_defaults) to set options such as O(db_path) once.
+    membership:
+      - berth.ports.all
+    support: full
+"""

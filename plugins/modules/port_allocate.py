@@ -74,6 +74,7 @@ options:
     default: true
 extends_documentation_fragment:
   - berth.ports.ports
+  - berth.ports.ports.action_group
   - berth.ports.ports.range
 attributes:
   check_mode:
@@ -85,11 +86,6 @@ attributes:
   platform:
     description: Runs on the managed host; listening ports are read from Linux's C(/proc/net).
     platforms: posix
-    support: full
-  action_group:
-    description: Use C(group/berth.ports.all) in C(module_defaults) to set options such as O(db_path) once.
-    membership:
-      - berth.ports.all
     support: full
 seealso:
   - module: berth.ports.port_deallocate

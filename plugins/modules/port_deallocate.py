@@ -37,6 +37,7 @@ options:
     elements: raw
 extends_documentation_fragment:
   - berth.ports.ports
+  - berth.ports.ports.action_group
 attributes:
   check_mode:
     description: Reports what would be freed and writes nothing.
@@ -47,11 +48,6 @@ attributes:
   platform:
     description: Runs on the managed host.
     platforms: posix
-    support: full
-  action_group:
-    description: Use C(group/berth.ports.all) in C(module_defaults) to set options such as O(db_path) once.
-    membership:
-      - berth.ports.all
     support: full
 seealso:
   - module: berth.ports.port_allocate

@@ -32,6 +32,7 @@ options:
     default: all
 extends_documentation_fragment:
   - berth.ports.ports
+  - berth.ports.ports.action_group
   - berth.ports.ports.range
 attributes:
   check_mode:
@@ -43,11 +44,6 @@ attributes:
   platform:
     description: Runs on the managed host; listeners are read from Linux's C(/proc).
     platforms: posix
-    support: full
-  action_group:
-    description: Use C(group/berth.ports.all) in C(module_defaults) to set options such as O(db_path) once.
-    membership:
-      - berth.ports.all
     support: full
 seealso:
   - module: berth.ports.port_allocate

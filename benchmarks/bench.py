@@ -72,6 +72,18 @@ def _row(name, value, baseline, unit, target, higher_is_better, note=""):
     }
 
 
+def _alternating(rounds, value, baseline, label):
+    """Medians of ``value()`` and ``baseline()`` measured in turns, the baseline
+    first in even rounds and second in odd ones, so drift hits both alike."""
+    values, baselines = [], []
+    for index in range(rounds):
+        turns = ((baseline, baselines), (value, values))
+        for measure, into in turns if index % 2 == 0 else turns[::-1]:
+            into.append(measure())
+        print("  %s round %d: %.4g vs %.4g" % (label, index + 1, values[-1], baselines[-1]), flush=True)
+    return _median(values), _median(baselines)
+
+
 def _allocate(store, settings, owner, count=1):
     request = build_allocation_request(owner, "tcp", count, settings=settings)
     return allocate(store, request, settings)
@@ -129,21 +141,17 @@ def bench_module_overhead(work):
     alloc = os.path.join(work, "alloc50.yml")
     _write_play(ping, "ansible.builtin.ping", [{}] * 50)
     _write_play(alloc, "berth.ports.port_allocate", [{"owner": "svc%02d" % i, "db_path": db} for i in range(50)])
-    values, baselines = [], []
-    for index in range(rounds):
-        order = ("ping", "alloc") if index % 2 == 0 else ("alloc", "ping")
-        for which in order:
-            if which == "ping":
-                baselines.append(_run_play(ping, inventory, 1))
-            else:
-                _fresh(db)
-                values.append(_run_play(alloc, inventory, 1))
-        print("  row 1 round %d: alloc %.2fs ping %.2fs" % (index + 1, values[-1], baselines[-1]), flush=True)
+
+    def allocating():
+        _fresh(db)
+        return _run_play(alloc, inventory, 1)
+
+    value, baseline = _alternating(rounds, allocating, lambda: _run_play(ping, inventory, 1), "row 1 alloc vs ping")
     _fresh(db)
     return _row(
         "1 module overhead: play of 50 port_allocate vs 50 ping (localhost)",
-        _median(values),
-        _median(baselines),
+        value,
+        baseline,
         "s/play",
         1.10,
         False,
@@ -169,21 +177,17 @@ def bench_fleet(work):
     _write_play(
         alloc, "berth.ports.port_allocate", [{"owner": "svc%d" % i, "count": i + 1, "db_path": "{{ bench_db }}"} for i in range(5)]
     )
-    values, baselines = [], []
-    for index in range(rounds):
-        order = ("ping", "alloc") if index % 2 == 0 else ("alloc", "ping")
-        for which in order:
-            if which == "ping":
-                baselines.append(_run_play(ping, inventory, forks))
-            else:
-                shutil.rmtree(dbdir, ignore_errors=True)
-                values.append(_run_play(alloc, inventory, forks))
-        print("  row 5 round %d: alloc %.1fs ping %.1fs" % (index + 1, values[-1], baselines[-1]), flush=True)
+
+    def allocating():
+        shutil.rmtree(dbdir, ignore_errors=True)
+        return _run_play(alloc, inventory, forks)
+
+    value, baseline = _alternating(rounds, allocating, lambda: _run_play(ping, inventory, forks), "row 5 alloc vs ping")
     shutil.rmtree(dbdir, ignore_errors=True)
     return _row(
         "5 fleet: %d hosts x 5 port_allocate vs 5 ping" % hosts,
-        _median(values),
-        _median(baselines),
+        value,
+        baseline,
         "s/play",
         1.20,
         False,
@@ -221,25 +225,30 @@ def bench_durable_rate(work):
     store = AllocationStore(alloc_db)
     settings = build_settings("1-65535")
     _allocate(store, settings, "warmup")
-    alloc_rates, raw_rates = [], []
-    done = 0
-    for _round in range(rounds):
+    done = {"raw": 0, "alloc": 0}
+
+    def raw_rate():
         start = time.perf_counter()
-        _raw_commits(conn, done, per_round)
-        raw_rates.append(per_round / (time.perf_counter() - start))
+        _raw_commits(conn, done["raw"], per_round)
+        done["raw"] += per_round
+        return per_round / (time.perf_counter() - start)
+
+    def alloc_rate():
         start = time.perf_counter()
-        for i in range(done, done + per_round):
+        for i in range(done["alloc"], done["alloc"] + per_round):
             _allocate(store, settings, "svc%d" % i)
-        alloc_rates.append(per_round / (time.perf_counter() - start))
-        done += per_round
+        done["alloc"] += per_round
+        return per_round / (time.perf_counter() - start)
+
+    value, baseline = _alternating(rounds, alloc_rate, raw_rate, "row 2 ops/s alloc vs raw")
     conn.close()
     journal = sqlite3.connect(alloc_db).execute("PRAGMA journal_mode").fetchone()[0]
     _fresh(raw_db)
     _fresh(alloc_db)
     return _row(
         "2 durable allocation rate vs raw INSERT commits",
-        _median(alloc_rates),
-        _median(raw_rates),
+        value,
+        baseline,
         "ops/s",
         0.8,
         True,

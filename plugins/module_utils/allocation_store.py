@@ -23,6 +23,7 @@ import sqlite3
 import stat
 import threading
 import time
+import weakref
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
 from urllib.parse import quote
 
@@ -44,11 +45,22 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _STAMP_WIDTH = 112
 
 # SQLite's locks are POSIX locks, which belong to the process: closing any
-# descriptor of the file (the header check below opens and closes one) drops
-# the locks another thread's connection holds. One transaction at a time per
+# descriptor of the file (a reader's one-shot descriptor, a store letting go of
+# its file) drops the locks another thread's connection holds. One transaction at a time per
 # process keeps threaded callers (the agent daemon) safe; separate processes
 # still serialise through SQLite's own locking.
 _IN_PROCESS = threading.RLock()
+
+# A fork waits for the transaction in flight, so that no child ever inherits a
+# connection in the middle of one (closing that copy would roll back, and
+# delete the journal, under the parent's feet).
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_IN_PROCESS.acquire, after_in_parent=_IN_PROCESS.release, after_in_child=_IN_PROCESS.release)
+
+# Connections inherited in the middle of a transaction anyway (a fork from
+# inside one, which the hook cannot wait for): kept referenced and never closed
+# by us, so this process does not roll back what the parent is writing.
+_INHERITED = []  # type: List[sqlite3.Connection]
 
 # Linux' PATH_MAX; a longer path can only fail, and os.makedirs would recurse
 # once per component getting there.
@@ -250,8 +262,72 @@ class Transaction:
         )
 
 
+class _HeldFile:
+    """The database file kept open between transactions: our descriptor (header
+    checks, the writers' flock) and SQLite's connection to the same file.
+
+    Opening a connection costs SQLite a parse of the whole schema, and a fresh
+    connection prepares every statement again; keeping both open makes a call
+    in a long-lived process (the agent, a script) about a third cheaper. They
+    are opened and closed together, ours last, because closing any descriptor
+    of a file drops the POSIX locks SQLite holds on it. Whoever holds one checks
+    ``is_current`` before each transaction.
+    """
+
+    def __init__(self, fd: int, conn: sqlite3.Connection) -> None:
+        self.fd = fd
+        self.conn = conn  # type: Optional[sqlite3.Connection]
+        self.used = False  # has read the file: its page cache may hold pages
+        self.pid = os.getpid()
+        st = os.fstat(fd)
+        self.identity = (st.st_dev, st.st_ino)
+
+    def is_current(self, path: str) -> bool:
+        """Still this process's, and ``path`` still names the file we hold."""
+        if self.pid != os.getpid():
+            return False
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.identity
+
+    def reconnect(self, conn: sqlite3.Connection) -> None:
+        """Swap in a fresh connection (an empty page cache); our descriptor, and
+        the flock on it, stay."""
+        old, self.conn, self.used = self.conn, conn, False
+        if old is not None:
+            old.close()
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if self.pid == os.getpid() or not conn.in_transaction:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        else:
+            _INHERITED.append(conn)
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+def _let_go(box: List[Optional[_HeldFile]]) -> None:
+    held, box[0] = box[0], None
+    if held is not None:
+        held.close()
+
+
 class AllocationStore:
-    """The allocation database at ``path``."""
+    """The allocation database at ``path``.
+
+    A store keeps the file open between its transactions (see ``_HeldFile``);
+    ``close()`` lets go of it, and so does dropping the store.
+    """
 
     def __init__(self, path: str = DEFAULT_DB_PATH, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         if not isinstance(path, str) or not path or "\x00" in path:
@@ -260,6 +336,13 @@ class AllocationStore:
             raise PortsError("db_path %s... is longer than the system allows (%d bytes)" % (path[:40], _PATH_MAX))
         self.path = path
         self.busy_timeout = busy_timeout
+        self._held = [None]  # type: List[Optional[_HeldFile]]
+        weakref.finalize(self, _let_go, self._held)
+
+    def close(self) -> None:
+        """Close the file this store keeps open; the next call opens it again."""
+        with self._serialised():
+            _let_go(self._held)
 
     # -- public entry points -------------------------------------------------
 
@@ -269,13 +352,19 @@ class AllocationStore:
         with self._serialised():
             self._prepare_parent()
             self._create_file()
-            with self._writers_queue():
-                with self._transaction("BEGIN IMMEDIATE", readonly=False) as conn:
-                    schema = self._check_schema(conn, migrate=True)
-                    yield Transaction(conn, writable=True, free_list=schema.free_list)
-                # Committed: the file is now exactly what SQLite wrote, so the
-                # next call may skip the full check while the file stays so.
-                self._write_stamp()
+            held = self._held_file()
+            try:
+                with self._writers_queue(held.fd):
+                    self._trust_cache(held)
+                    with self._transaction(held.conn, "BEGIN IMMEDIATE") as conn:
+                        schema = self._check_schema(conn, migrate=True)
+                        yield Transaction(conn, writable=True, free_list=schema.free_list)
+                    # Committed: the file is now exactly what SQLite wrote, so the
+                    # next call may skip the full check while the file stays so.
+                    self._write_stamp()
+            except BaseException:
+                _let_go(self._held)  # after any failure, start afresh
+                raise
 
     @contextlib.contextmanager
     def read(self, readonly: bool = False) -> Iterator[Transaction]:
@@ -291,36 +380,92 @@ class AllocationStore:
             yield Transaction(None)
             return
         with self._serialised():
-            os.close(self._open_checked(follow=True))
-            with self._transaction("BEGIN", readonly=readonly) as conn:
-                schema = self._check_schema(conn, migrate=False)
-                yield Transaction(conn if schema.usable else None, free_list=schema.free_list)
+            if readonly or os.path.islink(self.path):
+                # The lookup, on the controller, once per call; or a symlink,
+                # which only readers follow: a connection for this read only.
+                fd = self._open_checked(follow=True)
+                try:
+                    once = self._connect(readonly)
+                    try:
+                        with self._transaction(once, "BEGIN") as conn:
+                            schema = self._check_schema(conn, migrate=False)
+                            yield Transaction(conn if schema.usable else None, free_list=schema.free_list)
+                    finally:
+                        once.close()
+                finally:
+                    os.close(fd)
+                return
+            held = self._held_file()
+            try:
+                self._check_header(held.fd)
+                self._trust_cache(held)
+                with self._transaction(held.conn, "BEGIN") as conn:
+                    schema = self._check_schema(conn, migrate=False)
+                    yield Transaction(conn if schema.usable else None, free_list=schema.free_list)
+            except BaseException:
+                _let_go(self._held)
+                raise
 
     # -- internals --------------------------------------------------------------
 
+    def _held_file(self) -> _HeldFile:
+        """The file this store keeps open, (re)opened when it is not the one at ``path``."""
+        held = self._held[0]
+        if held is not None and held.is_current(self.path):
+            return held
+        _let_go(self._held)
+        fd = self._open_regular()
+        try:
+            conn = self._connect(readonly=False)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._held[0] = _HeldFile(fd, conn)
+        return self._held[0]
+
+    def _trust_cache(self, held: _HeldFile) -> None:
+        """Let a connection that has read the file before keep its page cache only
+        while the file is as a berth writer left it.
+
+        SQLite notices other SQLite writers by the change counter in the
+        header, not bytes written in place by anything else: the full check
+        that follows must read such a file from disk, not from the cache.
+        """
+        if held.used and not self._stamp_matches():
+            held.reconnect(self._connect(readonly=False))
+        held.used = True
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        # mode=rw: never let SQLite create the file behind our checks. Threads
+        # may share the connection: _IN_PROCESS lets one use it at a time.
+        uri = "file:%s?mode=%s" % (quote(os.path.abspath(self.path)), "ro" if readonly else "rw")
+        try:
+            return sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._translate(exc)
+
     @contextlib.contextmanager
-    def _writers_queue(self) -> Iterator[None]:
+    def _writers_queue(self, fd: int) -> Iterator[None]:
         """Wait for other berth writers in the kernel's lock queue.
 
         SQLite's busy handler sleeps and retries (1, 2, 5, 10... ms), so with
         many writers the lock sits idle between them; a blocking flock() on
         the database file wakes the next writer the moment the last one is
         done. BSD flock and SQLite's POSIX locks do not interact on Linux, and
-        this descriptor is closed only after the connection is, so it cannot
+        this descriptor lives as long as the connection does, so it cannot
         drop SQLite's locks. BEGIN IMMEDIATE still guards against writers
         that do not queue here. The header is checked on the same descriptor
         once the lock is ours, when no berth writer is half way through.
         """
-        fd = self._open_regular()
+        if not _flock(fd, self.busy_timeout):
+            raise PortsError(
+                "db_path %s: still locked by another writer after %.0fs; nothing changed" % (self.path, self.busy_timeout)
+            )
         try:
-            if not _flock(fd, self.busy_timeout):
-                raise PortsError(
-                    "db_path %s: still locked by another writer after %.0fs; nothing changed" % (self.path, self.busy_timeout)
-                )
             self._check_header(fd)
             yield
         finally:
-            os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def _serialised(self) -> Iterator[None]:
@@ -396,15 +541,8 @@ class AllocationStore:
             raise PortsError("db_path %s is not an SQLite database; refusing to touch it" % self.path)
 
     @contextlib.contextmanager
-    def _transaction(self, begin: str, readonly: bool) -> Iterator[sqlite3.Connection]:
-        conn = None
+    def _transaction(self, conn: sqlite3.Connection, begin: str) -> Iterator[sqlite3.Connection]:
         try:
-            if readonly:
-                uri = "file:%s?mode=ro" % quote(os.path.abspath(self.path))
-            else:
-                # mode=rw: never let SQLite create the file behind our checks.
-                uri = "file:%s?mode=rw" % quote(os.path.abspath(self.path))
-            conn = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
             conn.execute(begin)
             yield conn
             conn.execute("COMMIT")
@@ -414,13 +552,10 @@ class AllocationStore:
         except BaseException:
             self._rollback(conn)
             raise
-        finally:
-            if conn is not None:
-                conn.close()
 
     @staticmethod
-    def _rollback(conn: Optional[sqlite3.Connection]) -> None:
-        if conn is not None and conn.in_transaction:
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:

@@ -272,10 +272,15 @@ def test_bad_paths_are_refused(tmp_path):
             AllocationStore(bad)
 
 
-def _statements(monkeypatch):
-    """Record every SQL statement the store runs from now on."""
+def _statements(monkeypatch, *stores):
+    """Record every SQL statement the store runs from now on, on new connections
+    and on the one each of ``stores`` keeps open."""
     seen = []
     real_connect = sqlite3.connect
+    for store in stores:
+        held = store._held[0]  # pylint: disable=protected-access
+        if held is not None:
+            held.conn.set_trace_callback(seen.append)
 
     def connect(*args, **kwargs):
         conn = real_connect(*args, **kwargs)
@@ -290,7 +295,7 @@ def test_full_check_is_skipped_while_the_file_is_as_the_last_writer_left_it(host
     host.allocate("web", 2)
     stamp = tmp_path / "ports.db-verified"
     assert stamp.exists() and stat.S_IMODE(os.stat(str(stamp)).st_mode) == 0o600
-    seen = _statements(monkeypatch)
+    seen = _statements(monkeypatch, host.store)
     host.rows()
     host.allocate("web", 2)
     assert not [s for s in seen if "quick_check" in s]
@@ -300,7 +305,7 @@ def test_any_outside_write_brings_the_full_check_back(host, tmp_path, monkeypatc
     host.allocate("web", 2)
     path = tmp_path / "ports.db"
     os.utime(str(path))  # same bytes, but the file was touched by someone else
-    seen = _statements(monkeypatch)
+    seen = _statements(monkeypatch, host.store)
     host.rows()
     assert [s for s in seen if "quick_check" in s]
 
@@ -331,7 +336,7 @@ def test_a_stamp_file_that_is_not_ours_only_brings_the_full_check_back(host, tmp
     host.allocate("web", 2)
     stamp = tmp_path / "ports.db-verified"
     stamp.write_bytes(content)
-    seen = _statements(monkeypatch)
+    seen = _statements(monkeypatch, host.store)
     host.allocate("db", 1)
     assert [s for s in seen if "quick_check" in s]
     # The write left a stamp that matches again, whatever was there before.
@@ -346,7 +351,7 @@ def test_a_fifo_in_place_of_the_stamp_neither_hangs_nor_fails(host, tmp_path, mo
     stamp = tmp_path / "ports.db-verified"
     stamp.unlink()
     os.mkfifo(str(stamp))
-    seen = _statements(monkeypatch)
+    seen = _statements(monkeypatch, host.store)
     host.allocate("db", 1)
     assert [s for s in seen if "quick_check" in s]
     assert stat.S_ISFIFO(os.stat(str(stamp)).st_mode)

@@ -1,0 +1,132 @@
+"""A store keeps its database file open between transactions (a connection
+and a descriptor): it must never trust what it holds more than the file that
+is at the path now."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import pytest
+
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host
+
+
+def digest(path):
+    with open(str(path), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def owners(store):
+    return [row.owner for row in load_rows(store)]
+
+
+def test_writes_of_another_store_are_seen_by_one_that_kept_the_file_open(tmp_path):
+    one, other = Host(tmp_path / "ports.db"), Host(tmp_path / "ports.db")
+    ports = []
+    for n in range(6):
+        ports.extend((one if n % 2 else other).allocate("svc%d" % n, 2).after.ports)
+    assert len(ports) == len(set(ports)) == 12
+    assert owners(one.store) == owners(other.store) == ["svc%d" % n for n in range(6)]
+
+
+def test_a_file_replaced_at_the_path_is_the_one_used_next(tmp_path):
+    path = tmp_path / "ports.db"
+    host = Host(path)
+    host.allocate("web", 2)
+    os.rename(str(path), str(tmp_path / "moved.db"))
+    moved = digest(tmp_path / "moved.db")
+    assert owners(host.store) == []  # nothing at the path: reads as empty
+    Host(path).allocate("db", 1)
+    assert owners(host.store) == ["db"]
+    host.allocate("cache", 1)
+    assert owners(AllocationStore(str(path))) == ["db", "cache"]
+    assert digest(tmp_path / "moved.db") == moved
+
+
+def test_a_file_deleted_under_the_store_is_created_again(tmp_path):
+    path = tmp_path / "ports.db"
+    host = Host(path)
+    host.allocate("web", 2)
+    os.unlink(str(path))
+    host.allocate("db", 1)
+    assert owners(AllocationStore(str(path))) == ["db"]
+
+
+def test_garbage_over_the_whole_held_file_is_refused_untouched(host, tmp_path):
+    host.allocate("web", 2)
+    path = tmp_path / "ports.db"
+    size = os.path.getsize(str(path))
+    with open(str(path), "r+b") as handle:  # same inode, every byte replaced
+        handle.write(b"\xa5" * size)
+    damaged = digest(path)
+    with pytest.raises(PortsError, match="not an SQLite database"):
+        host.allocate("db", 1)
+    with pytest.raises(PortsError, match="not an SQLite database"):
+        host.rows()
+    assert digest(path) == damaged
+
+
+def test_close_lets_go_and_the_next_call_opens_again(host, tmp_path):
+    host.allocate("web", 1)
+    fds = len(os.listdir("/proc/self/fd"))
+    host.store.close()
+    assert len(os.listdir("/proc/self/fd")) == fds - 2  # our descriptor and SQLite's
+    host.store.close()  # twice is harmless
+    host.allocate("db", 1)
+    assert [r.owner for r in host.rows()] == ["web", "db"]
+
+
+def test_a_dropped_store_closes_its_file(tmp_path):
+    fds = len(os.listdir("/proc/self/fd"))
+    store = AllocationStore(str(tmp_path / "ports.db"))
+    Host(tmp_path / "ports.db").allocate("web", 1)
+    assert owners(store) == ["web"]
+    del store
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_opens_its_own_file_and_the_parent_keeps_working(host, tmp_path):
+    host.allocate("parent-before", 2)
+    pid = os.fork()
+    if pid == 0:  # the child: same store object, inherited descriptor and connection
+        code = 1
+        try:
+            host.allocate("child", 2)
+            code = 0
+        finally:
+            os._exit(code)  # pylint: disable=protected-access
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    host.allocate("parent-after", 2)
+    rows = host.rows()
+    assert [r.owner for r in rows] == ["parent-before", "child", "parent-after"]
+    ports = [p for r in rows for p in r.range.ports()]
+    assert len(ports) == len(set(ports)) == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_fork_waits_for_the_transaction_in_flight(host):
+    host.allocate("web", 1)
+    inside, forked = threading.Event(), []
+
+    def fork_while_writing():
+        assert inside.wait(5)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)  # pylint: disable=protected-access
+        forked.append(host.store.path)
+        os.waitpid(pid, 0)
+
+    thread = threading.Thread(target=fork_while_writing)
+    thread.start()
+    with host.store.write():
+        inside.set()
+        thread.join(0.5)
+        assert forked == []  # the fork is still waiting for this transaction
+    thread.join(5)
+    assert forked == [host.store.path]

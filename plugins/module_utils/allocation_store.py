@@ -547,11 +547,11 @@ class AllocationStore:
             yield conn
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._rollback(conn)
             raise self._translate(exc)
-        except BaseException:
+        finally:
+            # Whatever went wrong, the connection is left outside a transaction
+            # (after a COMMIT this does nothing).
             self._rollback(conn)
-            raise
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:

@@ -1,32 +1,26 @@
 # Copyright: (c) 2026, berth.ports contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Allocate, free and inspect ports: the one entry point the modules, the lookup
-and scripts call. Validates, reads the host, plans, and applies the plan in the
-transaction that read the state (or only reports it, in check mode)."""
+"""Allocate and free ports: the one entry point the modules, the agent and
+scripts call. Validates, reads the host, plans, and applies the plan in the
+transaction that read the state (or only reports it, in check mode).
+port_info's read-only survey is in port_survey."""
 
 from __future__ import annotations
 
-import os
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Set
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
     Allocation,
     apply_plan,
-    dynamic_blocked,
-    largest_run,
     owner_ranges,
     plan_allocation,
     plan_deallocation,
     plan_dynamic_indexed,
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, utc_now
-from ansible_collections.berth.ports.plugins.module_utils.listening_ports import (
-    listening_ports,
-    read_listeners,
-    socket_holders,
-)
+from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
-from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, free_runs, parse_port_list
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, parse_port_list
 from ansible_collections.berth.ports.plugins.module_utils.request import (
     PROTOCOLS,
     AllocationRequest,
@@ -36,8 +30,6 @@ from ansible_collections.berth.ports.plugins.module_utils.request import (
 )
 
 ListeningProbe = Callable[[str], Set[int]]
-
-SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
 
 class OwnerPorts(NamedTuple):
@@ -147,66 +139,3 @@ def deallocate(
             tx.apply(plan)
     mine = [row for row in rows if row.proto in protos]
     return Deallocation(plan.changed, list(plan.remove), mine, apply_plan(mine, plan))
-
-
-class ProtoSummary(NamedTuple):
-    free: int
-    largest_free_run: Optional[PortRange]
-
-
-def summarize(rows: Sequence[Allocation], proto: str, settings: Settings) -> ProtoSummary:
-    """Ports of the range a dynamic request could still get (ignoring listeners)."""
-    blocked = dynamic_blocked([r for r in rows if r.proto == proto], settings._replace(skip_listening=False), ())
-    runs = free_runs(settings.bounds, blocked)
-    return ProtoSummary(sum(run.size for run in runs), largest_run(runs))
-
-
-def _owner_matches_unit(owner: str, unit: Optional[str]) -> bool:
-    if unit is None:
-        return False
-    return unit == owner or unit.rsplit(".", 1)[0] == owner
-
-
-def _is_systemd_unit(owner: str, unit_dirs: Iterable[str]) -> bool:
-    names = (owner, owner + ".service")
-    return any(os.path.exists(os.path.join(d, n)) for d in unit_dirs for n in names)
-
-
-def find_conflicts(
-    rows: Sequence[Allocation],
-    proto: str,
-    settings: Settings,
-    proc_net: str = "/proc/net",
-    proc: str = "/proc",
-    unit_dirs: Iterable[str] = SYSTEMD_UNIT_DIRS,
-) -> List[dict]:
-    """Listeners in the range without an allocation, and allocated ports someone else listens on.
-
-    Each entry's ``type``: ``unallocated`` (a listener in the range that no
-    allocation covers), ``foreign_listener`` (the owner is a systemd unit and
-    the listener runs in another unit's cgroup), ``in_use`` (the owner is not a
-    unit we can match, so the operator judges whether the listener is its own).
-    """
-    unit_dirs = tuple(unit_dirs)
-    listeners = [l for l in read_listeners(proto, proc_net) if settings.bounds.contains(l.port)]
-    holders = socket_holders([l.inode for l in listeners], proc)
-    conflicts = []
-    seen = set()
-    for listener in sorted(listeners, key=lambda l: (l.port, l.inode)):
-        holder = holders.get(listener.inode)
-        unit = holder.unit if holder else None
-        owners = [row for row in rows if row.proto == proto and row.range.contains(listener.port)]
-        entry = {"proto": proto, "port": listener.port, "pid": holder.pid if holder else None, "unit": unit}
-        if not owners:
-            entry.update(type="unallocated", owner=None)
-        elif any(_owner_matches_unit(row.owner, unit) for row in owners):
-            continue
-        elif unit is not None and any(_is_systemd_unit(row.owner, unit_dirs) for row in owners):
-            entry.update(type="foreign_listener", owner=owners[0].owner)
-        else:
-            entry.update(type="in_use", owner=owners[0].owner)
-        key = (entry["type"], listener.port, entry["pid"])
-        if key not in seen:
-            seen.add(key)
-            conflicts.append(entry)
-    return conflicts

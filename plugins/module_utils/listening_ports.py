@@ -4,7 +4,7 @@
 
 The ports alone come from the sock_diag netlink interface when it answers and
 from /proc/net otherwise; the inodes that tie a socket to its process always
-come from /proc/net.
+come from /proc/net (see socket_holders for the processes).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from typing import Dict, Iterable, List, NamedTuple, Optional, Set
+from typing import List, NamedTuple, Set
 
 PROC_NET = "/proc/net"
 
@@ -25,11 +25,6 @@ class Listener(NamedTuple):
     proto: str
     port: int
     inode: int
-
-
-class SocketHolder(NamedTuple):
-    pid: int
-    unit: Optional[str]  # the systemd unit whose cgroup holds the process, if any
 
 
 def read_listeners(proto: str, proc_net: str = PROC_NET) -> List[Listener]:
@@ -111,51 +106,3 @@ def listening_ports(proto: str) -> Set[int]:
         return _sock_diag_ports(proto)
     except (OSError, AttributeError, struct.error):
         return proc_listening_ports(proto)
-
-
-def _unit_of(cgroup_text: str) -> Optional[str]:
-    # The deepest *.service/*.socket/*.scope component of any hierarchy line,
-    # e.g. "0::/system.slice/ceph-rgw.service" -> "ceph-rgw.service".
-    for line in cgroup_text.splitlines():
-        path = line.split(":", 2)[-1]
-        for part in reversed(path.split("/")):
-            if part.endswith((".service", ".scope", ".socket")):
-                return part
-    return None
-
-
-def socket_holders(inodes: Iterable[int], proc: str = "/proc") -> Dict[int, SocketHolder]:
-    """Map socket inodes to the process (and systemd unit) holding them.
-
-    Best effort: processes that exit or that we may not inspect are skipped.
-    """
-    wanted = set("socket:[%d]" % inode for inode in inodes)
-    found = {}  # type: Dict[int, SocketHolder]
-    if not wanted:
-        return found
-    try:
-        pids = [entry for entry in os.listdir(proc) if entry.isdigit()]
-    except OSError:
-        return found
-    for pid in pids:
-        fd_dir = os.path.join(proc, pid, "fd")
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if target in wanted:
-                inode = int(target[len("socket:["):-1])
-                if inode in found:
-                    continue
-                try:
-                    with open(os.path.join(proc, pid, "cgroup")) as handle:
-                        unit = _unit_of(handle.read())
-                except OSError:
-                    unit = None
-                found[inode] = SocketHolder(int(pid), unit)
-    return found

@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, berth.ports contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the modules and the lookup hand back: records, diff text and port_info's report.
+"""What the modules and the lookup hand back: records and diff text.
 
 Composition only: every decision stays in allocator/allocation_policy; this
 file shapes their results the way the documented return values promise.
@@ -11,10 +11,8 @@ from __future__ import annotations
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
-from ansible_collections.berth.ports.plugins.module_utils.allocator import SYSTEMD_UNIT_DIRS, find_conflicts, summarize
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
-from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS, Settings
+from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS
 
 
 def selected_protos(proto: Optional[str]) -> Tuple[str, ...]:
@@ -50,39 +48,3 @@ def diff_text(ranges: Iterable[Tuple[str, PortRange]]) -> str:
 
 def rows_diff_text(rows: Iterable[Allocation]) -> str:
     return diff_text((row.proto, row.range) for row in sorted(rows, key=_order))
-
-
-def port_report(
-    store: AllocationStore,
-    settings: Settings,
-    owner: Optional[str] = None,
-    proto: Optional[str] = None,
-    proc_net: str = "/proc/net",
-    proc: str = "/proc",
-    unit_dirs: Iterable[str] = SYSTEMD_UNIT_DIRS,
-) -> dict:
-    """port_info's result: allocations, free ports and conflicts, read without writing.
-
-    ``free``, ``largest_free_run`` and the conflict check always count every
-    owner (a listener is only "unallocated" if nobody holds its port); an
-    ``owner`` narrows ``allocations`` and ``conflicts`` to that owner's own.
-    """
-    rows = load_rows(store)
-    unit_dirs = tuple(unit_dirs)
-    free = {}
-    largest = {}
-    conflicts = []  # type: List[dict]
-    for name in selected_protos(proto):
-        summary = summarize(rows, name, settings)
-        free[name] = summary.free
-        largest[name] = str(summary.largest_free_run) if summary.largest_free_run else None
-        found = find_conflicts(rows, name, settings, proc_net=proc_net, proc=proc, unit_dirs=unit_dirs)
-        if owner is not None:
-            found = [entry for entry in found if entry.get("owner") == owner]
-        conflicts.extend(found)
-    return {
-        "allocations": allocation_records(rows, [owner] if owner is not None else None, proto),
-        "free": free,
-        "largest_free_run": largest,
-        "conflicts": conflicts,
-    }

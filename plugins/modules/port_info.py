@@ -202,7 +202,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH, AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import DEFAULT_RANGE
-from ansible_collections.berth.ports.plugins.module_utils.reporting import port_report
+from ansible_collections.berth.ports.plugins.module_utils.port_survey import port_report
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings, validate_owner
 
 

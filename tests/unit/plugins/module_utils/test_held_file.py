@@ -100,7 +100,7 @@ def test_a_forked_child_opens_its_own_file_and_the_parent_keeps_working(host, tm
             code = 0
         finally:
             os._exit(code)  # pylint: disable=protected-access
-    _, status = os.waitpid(pid, 0)
+    status = os.waitpid(pid, 0)[1]
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     host.allocate("parent-after", 2)
     rows = host.rows()

@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
 from urllib.parse import quote
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError, StoreError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT, MIN_PORT, PortRange, free_runs
 
 DEFAULT_DB_PATH = "/var/lib/berth/ports.db"
@@ -331,9 +331,9 @@ class AllocationStore:
 
     def __init__(self, path: str = DEFAULT_DB_PATH, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         if not isinstance(path, str) or not path or "\x00" in path:
-            raise PortsError("db_path %r is not a usable file path" % (path,))
+            raise StoreError("db_path %r is not a usable file path" % (path,))
         if len(path) >= _PATH_MAX:
-            raise PortsError("db_path %s... is longer than the system allows (%d bytes)" % (path[:40], _PATH_MAX))
+            raise StoreError("db_path %s... is longer than the system allows (%d bytes)" % (path[:40], _PATH_MAX))
         self.path = path
         self.busy_timeout = busy_timeout
         self._held = [None]  # type: List[Optional[_HeldFile]]
@@ -375,7 +375,7 @@ class AllocationStore:
         """
         parent = os.path.dirname(os.path.abspath(self.path))
         if os.path.exists(parent) and not os.path.isdir(parent):
-            raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
+            raise StoreError("db_path %s: parent %s is not a directory" % (self.path, parent))
         if not os.path.lexists(self.path):
             yield Transaction(None)
             return
@@ -458,7 +458,7 @@ class AllocationStore:
         once the lock is ours, when no berth writer is half way through.
         """
         if not _flock(fd, self.busy_timeout):
-            raise PortsError(
+            raise StoreError(
                 "db_path %s: still locked by another writer after %.0fs; nothing changed" % (self.path, self.busy_timeout)
             )
         try:
@@ -470,7 +470,7 @@ class AllocationStore:
     @contextlib.contextmanager
     def _serialised(self) -> Iterator[None]:
         if not _IN_PROCESS.acquire(timeout=self.busy_timeout):
-            raise PortsError(
+            raise StoreError(
                 "db_path %s: still locked by another thread after %.0fs; nothing changed" % (self.path, self.busy_timeout)
             )
         try:
@@ -489,11 +489,11 @@ class AllocationStore:
             # A file is in the way, or a concurrent first writer just made the
             # directory: only the first is an error.
             if not os.path.isdir(parent):
-                raise PortsError("db_path %s: parent %s is not a directory" % (self.path, parent))
+                raise StoreError("db_path %s: parent %s is not a directory" % (self.path, parent))
         except OSError as exc:
-            raise PortsError("db_path %s: cannot create %s: %s" % (self.path, parent, exc.strerror))
+            raise StoreError("db_path %s: cannot create %s: %s" % (self.path, parent, exc.strerror))
         except RecursionError:
-            raise PortsError("db_path %s: too many missing directories to create" % self.path)
+            raise StoreError("db_path %s: too many missing directories to create" % self.path)
 
     def _create_file(self) -> None:
         try:
@@ -501,7 +501,7 @@ class AllocationStore:
         except FileExistsError:
             return  # ours from an earlier run, or another writer just made it
         except OSError as exc:
-            raise PortsError("db_path %s: cannot create it: %s" % (self.path, exc.strerror))
+            raise StoreError("db_path %s: cannot create it: %s" % (self.path, exc.strerror))
         try:
             os.fchmod(fd, 0o600)
         finally:
@@ -516,10 +516,10 @@ class AllocationStore:
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
         try:
             if not stat.S_ISREG(os.stat(self.path).st_mode):
-                raise PortsError("db_path %s is not a regular file; refusing to use it" % self.path)
+                raise StoreError("db_path %s is not a regular file; refusing to use it" % self.path)
             return os.open(self.path, flags)
         except OSError as exc:
-            raise PortsError("db_path %s: cannot open it: %s" % (self.path, exc.strerror))
+            raise StoreError("db_path %s: cannot open it: %s" % (self.path, exc.strerror))
 
     def _open_checked(self, follow: bool = False) -> int:
         fd = self._open_regular(follow)
@@ -534,11 +534,11 @@ class AllocationStore:
         try:
             header = os.pread(fd, len(_SQLITE_MAGIC), 0)
         except OSError as exc:
-            raise PortsError("db_path %s: cannot read it: %s" % (self.path, exc.strerror))
+            raise StoreError("db_path %s: cannot read it: %s" % (self.path, exc.strerror))
         # An empty file holds nothing to lose (we or `touch` just made it);
         # anything else must be SQLite before SQLite is let near it.
         if header and header != _SQLITE_MAGIC:
-            raise PortsError("db_path %s is not an SQLite database; refusing to touch it" % self.path)
+            raise StoreError("db_path %s is not an SQLite database; refusing to touch it" % self.path)
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection, begin: str) -> Iterator[sqlite3.Connection]:
@@ -561,15 +561,15 @@ class AllocationStore:
             except sqlite3.Error:
                 pass  # closing the connection rolls back as well
 
-    def _translate(self, exc: sqlite3.Error) -> PortsError:
+    def _translate(self, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
         if "locked" in text or "busy" in text:
-            return PortsError(
+            return StoreError(
                 "db_path %s: still locked by another writer after %.0fs; nothing changed" % (self.path, self.busy_timeout)
             )
         if isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text):
-            return PortsError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, text))
-        return PortsError("db_path %s: %s; nothing changed" % (self.path, text))
+            return StoreError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, text))
+        return StoreError("db_path %s: %s; nothing changed" % (self.path, text))
 
     # -- integrity: a full check, skipped while the file is as the last writer left it
 
@@ -630,7 +630,7 @@ class AllocationStore:
             return
         problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
         if problem != "ok":
-            raise PortsError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, problem))
+            raise StoreError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, problem))
 
     def _check_schema(self, conn: sqlite3.Connection, migrate: bool) -> _Schema:
         """Bring the schema to SCHEMA_VERSION (when writing) and say what the file holds."""
@@ -641,12 +641,12 @@ class AllocationStore:
                 return _Schema(False, False)
             conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
         elif app_id != APPLICATION_ID:
-            raise PortsError(
+            raise StoreError(
                 "db_path %s is an SQLite database of another application (application_id %d); refusing to touch it"
                 % (self.path, app_id)
             )
         if version > SCHEMA_VERSION:
-            raise PortsError(
+            raise StoreError(
                 "db_path %s has schema version %d, newer than this berth.ports knows (%d); upgrade the collection"
                 % (self.path, version, SCHEMA_VERSION)
             )
@@ -659,7 +659,7 @@ class AllocationStore:
         elif version < 1:
             return _Schema(False, False)
         if not has_table:
-            raise PortsError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
+            raise StoreError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
         self._verify_pages(conn)
         return _Schema(True, bool(has_free_list))
 

@@ -7,7 +7,8 @@ port_info's read-only survey is in port_survey."""
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Set
+import contextlib
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
     Allocation,
@@ -18,6 +19,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
     plan_dynamic_indexed,
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, utc_now
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError, StoreError
 from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, parse_port_list
@@ -79,6 +81,16 @@ def _holdings(rows: Sequence[Allocation], owner: str, proto: str) -> OwnerPorts:
     return OwnerPorts(owner, proto, [row.range for row in owner_ranges(rows, owner, proto)])
 
 
+@contextlib.contextmanager
+def _on_behalf_of(owner: str, protos: Sequence[str]) -> Iterator[None]:
+    """Store errors name the file; add whose request met them, so that the one
+    line an operator reads says which task of which service failed."""
+    try:
+        yield
+    except StoreError as exc:
+        raise PortsError("owner %s (%s): %s" % (owner, ", ".join(protos), exc)) from exc
+
+
 def allocate(
     store: AllocationStore,
     request: AllocationRequest,
@@ -89,9 +101,8 @@ def allocate(
     # Read the sockets before taking the lock: /proc can be slow on busy hosts
     # and nothing here depends on it being read under the lock.
     listening = probe(request.proto) if settings.skip_listening else set()
-    opener = store.read() if check_mode else store.write()
     now = utc_now()
-    with opener as tx:
+    with _on_behalf_of(request.owner, (request.proto,)), (store.read() if check_mode else store.write()) as tx:
         plan = None
         if request.port is None and tx.prepare_free_list(request.proto):
             # Dynamic: the owner's rows and a few free runs, read by index,
@@ -128,14 +139,15 @@ def deallocate(
     owner = validate_owner(owner)
     protos = PROTOCOLS if validate_proto(proto, allow_all=True) == "all" else (proto,)
     wanted = None if ports is None else parse_port_list(ports, what="ports")
-    # Nothing to free never needs the write lock, nor creates the database.
-    with store.read() as tx:
-        rows = tx.rows(owner=owner)
-    plan = plan_deallocation(owner, protos, rows, wanted)
-    if plan.changed and not check_mode:
-        with store.write() as tx:
+    with _on_behalf_of(owner, protos):
+        # Nothing to free never needs the write lock, nor creates the database.
+        with store.read() as tx:
             rows = tx.rows(owner=owner)
-            plan = plan_deallocation(owner, protos, rows, wanted)
-            tx.apply(plan)
+        plan = plan_deallocation(owner, protos, rows, wanted)
+        if plan.changed and not check_mode:
+            with store.write() as tx:
+                rows = tx.rows(owner=owner)
+                plan = plan_deallocation(owner, protos, rows, wanted)
+                tx.apply(plan)
     mine = [row for row in rows if row.proto in protos]
     return Deallocation(plan.changed, list(plan.remove), mine, apply_plan(mine, plan))

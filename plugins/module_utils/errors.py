@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, berth.ports contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one exception type the allocator raises.
+"""The exception types the core raises: PortsError, and StoreError for the database.
 
 Modules turn it into ``fail_json(msg=str(exc))`` and the lookup into
 ``AnsibleLookupError``; anything else escaping the core is a bug.
@@ -16,3 +16,10 @@ class PortsError(Exception):
         # Messages end up in the `msg` of a failed task: keep them to one line
         # even when they quote user input that contains newlines.
         super().__init__(" ".join(str(message).split()))
+
+
+class StoreError(PortsError):
+    """The database cannot be used (locked, corrupt, not ours, unreadable).
+
+    The message names the file; the allocator adds whose request it was.
+    """

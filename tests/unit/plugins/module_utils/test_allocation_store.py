@@ -133,6 +133,15 @@ def test_garbage_files_are_refused_untouched(host, tmp_path, content, message):
     assert sorted(os.listdir(str(tmp_path))) == ["ports.db"]
 
 
+def test_a_database_failure_says_whose_request_met_it(host, tmp_path):
+    path = tmp_path / "ports.db"
+    path.write_bytes(b"this is not a database at all\n" * 10)
+    with pytest.raises(PortsError, match=r"^owner web \(udp\): db_path .*ports\.db is not an SQLite database"):
+        host.allocate("web", 1, proto="udp")
+    with pytest.raises(PortsError, match=r"^owner web \(tcp, udp\): db_path .*ports\.db is not an SQLite database"):
+        deallocate(host.store, "web", "all")
+
+
 def test_foreign_sqlite_database_is_refused_untouched(host, tmp_path):
     path = tmp_path / "ports.db"
     conn = sqlite3.connect(str(path))

@@ -350,14 +350,16 @@ class AllocationStore:
     def write(self) -> Iterator[Transaction]:
         """An exclusive write transaction; creates the file (0600, dir 0700) if needed."""
         with self._serialised():
-            self._prepare_parent()
-            self._create_file()
-            held = self._held_file()
+            held = self._kept()
+            if held is None:  # (else the file is there, and so is its directory)
+                self._prepare_parent()
+                self._create_file()
+                held = self._held_file()
             try:
                 with self._writers_queue(held.fd):
-                    self._trust_cache(held)
+                    verified = self._trust_cache(held)
                     with self._transaction(held.conn, "BEGIN IMMEDIATE") as conn:
-                        schema = self._check_schema(conn, migrate=True)
+                        schema = self._check_schema(conn, migrate=True, verified=verified)
                         yield Transaction(conn, writable=True, free_list=schema.free_list)
                     # Committed: the file is now exactly what SQLite wrote, so the
                     # next call may skip the full check while the file stays so.
@@ -398,9 +400,9 @@ class AllocationStore:
             held = self._held_file()
             try:
                 self._check_header(held.fd)
-                self._trust_cache(held)
+                verified = self._trust_cache(held)
                 with self._transaction(held.conn, "BEGIN") as conn:
-                    schema = self._check_schema(conn, migrate=False)
+                    schema = self._check_schema(conn, migrate=False, verified=verified)
                     yield Transaction(conn if schema.usable else None, free_list=schema.free_list)
             except BaseException:
                 _let_go(self._held)
@@ -408,10 +410,15 @@ class AllocationStore:
 
     # -- internals --------------------------------------------------------------
 
+    def _kept(self) -> Optional[_HeldFile]:
+        """The file this store keeps open, if it is still the one at ``path``."""
+        held = self._held[0]
+        return held if held is not None and held.is_current(self.path) else None
+
     def _held_file(self) -> _HeldFile:
         """The file this store keeps open, (re)opened when it is not the one at ``path``."""
-        held = self._held[0]
-        if held is not None and held.is_current(self.path):
+        held = self._kept()
+        if held is not None:
             return held
         _let_go(self._held)
         fd = self._open_regular()
@@ -423,17 +430,21 @@ class AllocationStore:
         self._held[0] = _HeldFile(fd, conn)
         return self._held[0]
 
-    def _trust_cache(self, held: _HeldFile) -> None:
-        """Let a connection that has read the file before keep its page cache only
-        while the file is as a berth writer left it.
+    def _trust_cache(self, held: _HeldFile) -> bool:
+        """Whether the file is as a berth writer left it (see _verify_pages); a
+        connection that has read the file before keeps its page cache only then.
 
         SQLite notices other SQLite writers by the change counter in the
         header, not bytes written in place by anything else: the full check
         that follows must read such a file from disk, not from the cache.
+        Writers ask once they hold the writers' lock, so no berth writer can
+        change the file before their transaction starts.
         """
-        if held.used and not self._stamp_matches():
+        verified = self._stamp_matches()
+        if held.used and not verified:
             held.reconnect(self._connect(readonly=False))
         held.used = True
+        return verified
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         # mode=rw: never let SQLite create the file behind our checks. Threads
@@ -616,24 +627,31 @@ class AllocationStore:
         except OSError:
             pass
 
-    def _verify_pages(self, conn: sqlite3.Connection) -> None:
+    def _verify_pages(self, conn: sqlite3.Connection, verified: Optional[bool]) -> None:
         """Refuse a file with damage in any page, unless it is as the last writer left it.
 
         SQLite only notices damage in the pages a query touches, so a full
         ``quick_check`` is what proves the file sound; it is linear in the
         file's size, so a call skips it when the file is byte for byte as a
-        berth writer last committed it (the stamp beside it). Called under the
-        transaction's lock, so no other berth writer can change the file between
-        the stat and the reads that follow.
+        berth writer last committed it (the stamp beside it). Writers compare
+        the stamp under the writers' lock, so no other berth writer can change
+        the file between the stat and the reads that follow; a reader may see a
+        berth writer commit in between, which is no damage.
         """
-        if self._stamp_matches():
+        if verified is None:
+            verified = self._stamp_matches()
+        if verified:
             return
         problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
         if problem != "ok":
             raise StoreError("db_path %s is corrupt (%s); refusing to touch it, nothing changed" % (self.path, problem))
 
-    def _check_schema(self, conn: sqlite3.Connection, migrate: bool) -> _Schema:
-        """Bring the schema to SCHEMA_VERSION (when writing) and say what the file holds."""
+    def _check_schema(self, conn: sqlite3.Connection, migrate: bool, verified: Optional[bool] = None) -> _Schema:
+        """Bring the schema to SCHEMA_VERSION (when writing) and say what the file holds.
+
+        ``verified``: the stamp was found to match just before the transaction
+        (None: compare it now).
+        """
         app_id, version, objects, has_table, has_free_list = conn.execute(_SCHEMA_FACTS).fetchone()
         blank = app_id == 0 and version == 0 and objects == 0
         if blank:
@@ -660,7 +678,7 @@ class AllocationStore:
             return _Schema(False, False)
         if not has_table:
             raise StoreError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
-        self._verify_pages(conn)
+        self._verify_pages(conn, verified)
         return _Schema(True, bool(has_free_list))
 
 

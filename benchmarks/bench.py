@@ -320,45 +320,60 @@ def bench_scale(work):
 # ---------------------------------------------------------------- row 4: contention
 
 
-def _worker(args):
-    db, worker, count = args
+def _worker(db, worker, count, barrier, results):
+    """One writer process: waits until every writer is forked and ready, then
+    allocates ``count`` times and reports its ports and when it started and ended.
+
+    It then waits for the others before exiting: a finished writer's exit
+    (interpreter teardown) would otherwise take CPU from those still writing.
+    """
     store = AllocationStore(db)
     settings = build_settings("20000-29999", skip_listening=False)
     ports = []
+    barrier.wait()
+    start = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
     for i in range(count):
         ports.extend(_allocate(store, settings, "w%d-%d" % (worker, i)).after.ports)
-    return ports
+    end = time.perf_counter()
+    results.put((ports, start, end))
+    barrier.wait()
 
 
-def _contention_round(db, procs, per_proc, pool):
+def _contention_round(ctx, db, procs, per_proc):
+    """Aggregate allocations/s of ``procs`` writer processes, timed from the moment
+    all are ready to the last one's end: forking and collecting them is not the
+    allocator's cost, and would weigh on 32 processes and not on one."""
     _fresh(db)
     _allocate(AllocationStore(db), build_settings("20000-29999", skip_listening=False), "init")
-    start = time.perf_counter()
-    if procs == 1:
-        results = [_worker((db, 0, per_proc))]
-    else:
-        results = pool.map(_worker, [(db, w, per_proc) for w in range(procs)])
-    elapsed = time.perf_counter() - start
-    handed = [p for ports in results for p in ports]
+    barrier, results = ctx.Barrier(procs), ctx.Queue()
+    writers = [ctx.Process(target=_worker, args=(db, w, per_proc, barrier, results)) for w in range(procs)]
+    for writer in writers:
+        writer.start()
+    reports = [results.get(timeout=300) for _ in writers]
+    for writer in writers:
+        writer.join()
+    elapsed = max(end for _, _, end in reports) - min(start for _, start, _ in reports)
+    handed = [p for ports, _, _ in reports for p in ports]
     held = [p for row in load_rows(AllocationStore(db)) for p in range(row.first, row.last + 1)]
     duplicates = (len(handed) - len(set(handed))) + (len(held) - len(set(held)))
+    if len(handed) != procs * per_proc:
+        raise SystemExit("row 4: %d ports handed out, %d expected" % (len(handed), procs * per_proc))
     return len(handed) / elapsed, duplicates
 
 
 def bench_contention(work):
     """Row 4: 32 processes allocating into one database vs one process, same total."""
-    procs, per_proc, rounds = 32, 8, 3
+    procs, per_proc, rounds = 32, 8, 5
     db = os.path.join(work, "contention.db")
     single, multi, dups = [], [], 0
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(procs) as pool:
-        for _round in range(rounds):
-            rate, dup = _contention_round(db, 1, procs * per_proc, pool)
-            single.append(rate)
-            dups += dup
-            rate, dup = _contention_round(db, procs, per_proc, pool)
-            multi.append(rate)
-            dups += dup
+    for _round in range(rounds):
+        rate, dup = _contention_round(ctx, db, 1, procs * per_proc)
+        single.append(rate)
+        dups += dup
+        rate, dup = _contention_round(ctx, db, procs, per_proc)
+        multi.append(rate)
+        dups += dup
     _fresh(db)
     row = _row(
         "4 contention: 32 processes into one database vs 1 process",

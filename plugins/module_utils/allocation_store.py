@@ -45,10 +45,10 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _STAMP_WIDTH = 112
 
 # SQLite's locks are POSIX locks, which belong to the process: closing any
-# descriptor of the file (a reader's one-shot descriptor, a store letting go of
-# its file) drops the locks another thread's connection holds. One transaction at a time per
-# process keeps threaded callers (the agent daemon) safe; separate processes
-# still serialise through SQLite's own locking.
+# descriptor of the file (a reader's one-shot descriptor, a store letting go
+# of its file) drops the locks another thread's connection holds. One
+# transaction at a time per process keeps threaded callers (the agent daemon)
+# safe; separate processes still serialise through SQLite's own locking.
 _IN_PROCESS = threading.RLock()
 
 # A fork waits for the transaction in flight, so that no child ever inherits a

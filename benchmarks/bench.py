@@ -9,7 +9,7 @@ of the rounds is reported. Prints a table and writes the same figures to
 benchmarks/results.json.
 
 Environment knobs (defaults in brackets): BENCH_ROWS (all; e.g. "2,3"),
-BENCH_PLAY_ROUNDS [4], BENCH_FLEET_HOSTS [200], BENCH_FLEET_FORKS [10],
+BENCH_PLAY_ROUNDS [3], BENCH_FLEET_HOSTS [200], BENCH_FLEET_FORKS [10],
 BENCH_FLEET_ROUNDS [1], BENCH_DIR (scratch directory on the disk to measure
 [a temporary directory under .build/]).
 """
@@ -132,7 +132,7 @@ def _run_play(play, inventory, forks, extra=()):
 
 def bench_module_overhead(work):
     """Row 1: 50 port_allocate tasks vs 50 ping tasks against localhost."""
-    rounds = _env_int("BENCH_PLAY_ROUNDS", 4)
+    rounds = _env_int("BENCH_PLAY_ROUNDS", 3)
     db = os.path.join(work, "play.db")
     inventory = os.path.join(work, "localhost.ini")
     with open(inventory, "w") as handle:

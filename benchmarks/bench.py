@@ -349,11 +349,11 @@ def _contention_round(ctx, db, procs, per_proc):
     writers = [ctx.Process(target=_worker, args=(db, w, per_proc, barrier, results)) for w in range(procs)]
     for writer in writers:
         writer.start()
-    reports = [results.get(timeout=300) for _ in writers]
+    reports = [results.get(timeout=300) for writer in writers]  # (ports, start, end) each
     for writer in writers:
         writer.join()
-    elapsed = max(end for _, _, end in reports) - min(start for _, start, _ in reports)
-    handed = [p for ports, _, _ in reports for p in ports]
+    elapsed = max(report[2] for report in reports) - min(report[1] for report in reports)
+    handed = [p for report in reports for p in report[0]]
     held = [p for row in load_rows(AllocationStore(db)) for p in range(row.first, row.last + 1)]
     duplicates = (len(handed) - len(set(handed))) + (len(held) - len(set(held)))
     if len(handed) != procs * per_proc:

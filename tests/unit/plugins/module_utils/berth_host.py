@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, build_settings
@@ -24,3 +26,9 @@ class Host:
 
     def rows(self):
         return list(load_rows(self.store))
+
+
+def digest(path):
+    """sha256 of a file's bytes: proof that a refused call left it untouched."""
+    with open(str(path), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()

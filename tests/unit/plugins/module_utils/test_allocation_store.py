@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import sqlite3
@@ -21,12 +20,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_store impor
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host
-
-
-def digest(path):
-    with open(str(path), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host, digest
 
 
 def test_first_write_creates_dir_0700_and_file_0600(make_host, tmp_path):

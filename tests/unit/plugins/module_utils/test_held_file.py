@@ -4,7 +4,6 @@ is at the path now."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 
@@ -12,12 +11,7 @@ import pytest
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host
-
-
-def digest(path):
-    with open(str(path), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host, digest
 
 
 def owners(store):

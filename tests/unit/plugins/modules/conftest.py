@@ -74,3 +74,10 @@ def listener():
     yield bind
     for sock in opened:
         sock.close()
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A database path in the test's own directory; nothing is created
+    (test_port_allocate overrides it with one whose directory is missing)."""
+    return str(tmp_path / "ports.db")

@@ -11,11 +11,6 @@ from ansible_collections.berth.ports.plugins.modules import port_allocate, port_
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "ports.db")
-
-
-@pytest.fixture
 def allocated(run_module, db):
     """web: tcp 25031-25034 and 25035-25036 (keep_existing), udp 25031-25031; dns: tcp 25037."""
     base = {"db_path": db, "skip_listening": False}

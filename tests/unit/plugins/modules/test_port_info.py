@@ -12,11 +12,6 @@ from ansible_collections.berth.ports.plugins.modules import port_allocate, port_
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "ports.db")
-
-
-@pytest.fixture
 def allocated(run_module, db):
     base = {"db_path": db, "skip_listening": False}
     for extra in (

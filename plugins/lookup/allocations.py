@@ -60,7 +60,7 @@ options:
 requirements:
   - jmespath (only for O(query))
 notes:
-  - Records have the keys C(owner), C(proto), C(first), C(last), C(shared), C(kind) and C(created).
+  - Records have the keys C(owner), C(proto), C(first), C(last), C(shared), C(kind), C(created) and C(origin).
   - A database with a newer schema than this collection knows, a corrupt file, or a file that is not a
     berth.ports database makes the lookup fail with a clear message; it is never touched.
 seealso:
@@ -132,6 +132,12 @@ _raw:
       description: When the range was allocated, UTC, ISO 8601.
       type: str
       sample: "2026-01-15T09:30:00Z"
+    origin:
+      description:
+        - Which call made the range - V(port_allocate), V(port_allocations), V(agent), V(library), or
+          V(unknown) for ranges made before the database recorded it.
+      type: str
+      sample: port_allocations
 """
 
 import os

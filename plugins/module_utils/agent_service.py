@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 from ansible_collections.berth.ports.plugins.module_utils.agent_config import AgentConfig
 from ansible_collections.berth.ports.plugins.module_utils.agent_grants import ROLE_ADMIN, Identity, authorize
 from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_FAILED, AgentError, request_owner
-from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import owner_ranges
+from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_AGENT, owner_ranges
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate, deallocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
@@ -75,7 +75,7 @@ class AgentService:
             request.get("keep_existing", False),
             settings,
         )
-        outcome = allocate(self.config.store, wanted, settings)
+        outcome = allocate(self.config.store, wanted, settings, origin=ORIGIN_AGENT)
         result = {"changed": outcome.changed}  # type: Dict[str, Any]
         result.update(outcome.after.as_dict())
         return result

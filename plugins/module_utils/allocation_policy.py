@@ -23,6 +23,15 @@ from ansible_collections.berth.ports.plugins.module_utils.request import Allocat
 KIND_DYNAMIC = "dynamic"
 KIND_STATIC = "static"
 
+# Which call made a row. port_allocations' prune frees only the rows it made
+# itself, so a port handed out ad hoc, by port_allocate or by the agent is
+# never taken away by a declaration that does not mention it.
+ORIGIN_PORT_ALLOCATE = "port_allocate"
+ORIGIN_PORT_ALLOCATIONS = "port_allocations"
+ORIGIN_AGENT = "agent"
+ORIGIN_LIBRARY = "library"  # a script calling the allocator directly
+ORIGIN_UNKNOWN = "unknown"  # rows written before the database recorded it
+
 
 class Allocation(NamedTuple):
     """One row of the state: ``first``..``last`` of ``proto`` held by ``owner``."""
@@ -35,6 +44,7 @@ class Allocation(NamedTuple):
     kind: str
     created: str
     id: Optional[int] = None  # None until stored
+    origin: str = ORIGIN_UNKNOWN
 
     @property
     def range(self) -> PortRange:
@@ -49,6 +59,7 @@ class Allocation(NamedTuple):
             "shared": self.shared,
             "kind": self.kind,
             "created": self.created,
+            "origin": self.origin,
         }
 
 

@@ -103,10 +103,18 @@ _MIGRATIONS = (
         ) WITHOUT ROWID""",
         "CREATE TABLE free_runs_state (proto TEXT PRIMARY KEY, max_span INTEGER NOT NULL) WITHOUT ROWID",
     ),
+    (
+        # Which call made each row (port_allocate, port_allocations, the
+        # agent...), so that port_allocations' prune frees only its own.
+        # Rows from before are 'unknown', which nothing prunes.
+        "ALTER TABLE allocations ADD COLUMN origin TEXT NOT NULL DEFAULT 'unknown'",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
-_COLUMNS = "id, owner, proto, first_port, last_port, shared, kind, created"
+_COLUMNS = "id, owner, proto, first_port, last_port, shared, kind, created, origin"
+# A file read at schema 3 or older (reads never migrate) has no origin column.
+_COLUMNS_BEFORE_ORIGIN = "id, owner, proto, first_port, last_port, shared, kind, created, 'unknown'"
 
 # What every call needs to know about the file, in one round trip.
 _SCHEMA_FACTS = (
@@ -114,13 +122,15 @@ _SCHEMA_FACTS = (
     " (SELECT user_version FROM pragma_user_version),"
     " (SELECT count(*) FROM sqlite_master),"
     " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'allocations'),"
-    " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'free_runs_state')"
+    " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'free_runs_state'),"
+    " (SELECT count(*) FROM pragma_table_info('allocations') WHERE name = 'origin')"
 )
 
 
 class _Schema(NamedTuple):
     usable: bool  # holds the allocations table (False: a blank file, read as empty)
     free_list: bool  # holds the free_runs tables (schema 3 on)
+    origin: bool = False  # rows record which call made them (schema 4 on)
 
 
 def utc_now() -> str:
@@ -130,10 +140,11 @@ def utc_now() -> str:
 class Transaction:
     """Reads and writes inside one open transaction."""
 
-    def __init__(self, conn: Optional[sqlite3.Connection], writable: bool = False, free_list: bool = False) -> None:
+    def __init__(self, conn: Optional[sqlite3.Connection], writable: bool = False, schema: Optional[_Schema] = None) -> None:
         self._conn = conn  # None: the database does not exist yet
         self._writable = writable and conn is not None
-        self._free_list = free_list and conn is not None  # the free_runs tables exist
+        self._free_list = bool(schema and schema.free_list) and conn is not None  # the free_runs tables exist
+        self._columns = _COLUMNS if schema is None or schema.origin else _COLUMNS_BEFORE_ORIGIN
         self._spans = {}  # type: Dict[str, Optional[int]]  # max_span per proto, read once
 
     def rows(self, proto: Optional[str] = None, owner: Optional[str] = None) -> List[Allocation]:
@@ -146,10 +157,10 @@ class Transaction:
         if owner is not None:
             where.append("owner = ?")
             args.append(owner)
-        sql = "SELECT %s FROM allocations%s ORDER BY id" % (_COLUMNS, " WHERE " + " AND ".join(where) if where else "")
+        sql = "SELECT %s FROM allocations%s ORDER BY id" % (self._columns, " WHERE " + " AND ".join(where) if where else "")
         return [
-            Allocation(owner_, proto_, first, last, bool(shared), kind, created, id_)
-            for id_, owner_, proto_, first, last, shared, kind, created in self._conn.execute(sql, args)
+            Allocation(owner_, proto_, first, last, bool(shared), kind, created, id_, origin)
+            for id_, owner_, proto_, first, last, shared, kind, created, origin in self._conn.execute(sql, args)
         ]
 
     def apply(self, plan: Plan) -> None:
@@ -159,8 +170,9 @@ class Transaction:
             self._conn.executemany("DELETE FROM allocations WHERE id = ?", [(row.id,) for row in plan.remove])
         if plan.add:
             self._conn.executemany(
-                "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(r.owner, r.proto, r.first, r.last, int(r.shared), r.kind, r.created) for r in plan.add],
+                "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created, origin)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.owner, r.proto, r.first, r.last, int(r.shared), r.kind, r.created, r.origin) for r in plan.add],
             )
         if not self._free_list:
             return
@@ -230,10 +242,10 @@ class Transaction:
         longest = self._max_span(proto)
         if longest is None:
             raise PortsError("internal error: the %s free list is not built" % proto)
-        sql = "SELECT %s FROM allocations WHERE proto = ? AND first_port BETWEEN ? AND ? AND last_port >= ? ORDER BY id" % _COLUMNS
+        sql = "SELECT %s FROM allocations WHERE proto = ? AND first_port BETWEEN ? AND ? AND last_port >= ? ORDER BY id" % self._columns
         return [
-            Allocation(owner_, proto_, first, last, bool(shared), kind, created, id_)
-            for id_, owner_, proto_, first, last, shared, kind, created in conn.execute(
+            Allocation(owner_, proto_, first, last, bool(shared), kind, created, id_, origin)
+            for id_, owner_, proto_, first, last, shared, kind, created, origin in conn.execute(
                 sql, (proto, span.first - longest + 1, span.last, span.first)
             )
         ]
@@ -360,7 +372,7 @@ class AllocationStore:
                     verified = self._trust_cache(held)
                     with self._transaction(held.conn, "BEGIN IMMEDIATE") as conn:
                         schema = self._check_schema(conn, migrate=True, verified=verified)
-                        yield Transaction(conn, writable=True, free_list=schema.free_list)
+                        yield Transaction(conn, writable=True, schema=schema)
                     # Committed: the file is now exactly what SQLite wrote, so the
                     # next call may skip the full check while the file stays so.
                     self._write_stamp()
@@ -391,7 +403,7 @@ class AllocationStore:
                     try:
                         with self._transaction(once, "BEGIN") as conn:
                             schema = self._check_schema(conn, migrate=False)
-                            yield Transaction(conn if schema.usable else None, free_list=schema.free_list)
+                            yield Transaction(conn if schema.usable else None, schema=schema)
                     finally:
                         once.close()
                 finally:
@@ -403,7 +415,7 @@ class AllocationStore:
                 verified = self._trust_cache(held)
                 with self._transaction(held.conn, "BEGIN") as conn:
                     schema = self._check_schema(conn, migrate=False, verified=verified)
-                    yield Transaction(conn if schema.usable else None, free_list=schema.free_list)
+                    yield Transaction(conn if schema.usable else None, schema=schema)
             except BaseException:
                 _let_go(self._held)
                 raise
@@ -652,7 +664,7 @@ class AllocationStore:
         ``verified``: the stamp was found to match just before the transaction
         (None: compare it now).
         """
-        app_id, version, objects, has_table, has_free_list = conn.execute(_SCHEMA_FACTS).fetchone()
+        app_id, version, objects, has_table, has_free_list, has_origin = conn.execute(_SCHEMA_FACTS).fetchone()
         blank = app_id == 0 and version == 0 and objects == 0
         if blank:
             if not migrate:
@@ -673,13 +685,13 @@ class AllocationStore:
                 for statement in step:
                     conn.execute(statement)
             conn.execute("PRAGMA user_version = %d" % SCHEMA_VERSION)
-            _app_id, version, _objects, has_table, has_free_list = conn.execute(_SCHEMA_FACTS).fetchone()
+            _app_id, version, _objects, has_table, has_free_list, has_origin = conn.execute(_SCHEMA_FACTS).fetchone()
         elif version < 1:
             return _Schema(False, False)
         if not has_table:
             raise StoreError("db_path %s is corrupt: schema version %d without an allocations table" % (self.path, version))
         self._verify_pages(conn, verified)
-        return _Schema(True, bool(has_free_list))
+        return _Schema(True, bool(has_free_list), bool(has_origin))
 
 
 class _LockTimeout(Exception):

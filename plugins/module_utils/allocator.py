@@ -11,7 +11,9 @@ import contextlib
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
+    ORIGIN_LIBRARY,
     Allocation,
+    Plan,
     apply_plan,
     owner_ranges,
     plan_allocation,
@@ -77,14 +79,20 @@ class Deallocation(NamedTuple):
     after: List[Allocation]
 
 
-def _holdings(rows: Sequence[Allocation], owner: str, proto: str) -> OwnerPorts:
+def holdings(rows: Sequence[Allocation], owner: str, proto: str) -> OwnerPorts:
     return OwnerPorts(owner, proto, [row.range for row in owner_ranges(rows, owner, proto)])
 
 
+def stamp_origin(plan: Plan, origin: str) -> Plan:
+    """The plan with every row it adds marked as made by ``origin``."""
+    return plan._replace(add=tuple(row._replace(origin=origin) for row in plan.add))
+
+
 @contextlib.contextmanager
-def _on_behalf_of(owner: str, protos: Sequence[str]) -> Iterator[None]:
+def on_behalf_of(owner: str, protos: Sequence[str]) -> Iterator[None]:
     """Store errors name the file; add whose request met them, so that the one
-    line an operator reads says which task of which service failed."""
+    line an operator reads says which task of which service failed.
+    ``owner`` may also describe several owners."""
     try:
         yield
     except StoreError as exc:
@@ -97,12 +105,14 @@ def allocate(
     settings: Settings,
     check_mode: bool = False,
     probe: ListeningProbe = listening_ports,
+    origin: str = ORIGIN_LIBRARY,
 ) -> Outcome:
+    """Serve ``request``; rows it adds record ``origin``, the kind of caller."""
     # Read the sockets before taking the lock: /proc can be slow on busy hosts
     # and nothing here depends on it being read under the lock.
     listening = probe(request.proto) if settings.skip_listening else set()
     now = utc_now()
-    with _on_behalf_of(request.owner, (request.proto,)), (store.read() if check_mode else store.write()) as tx:
+    with on_behalf_of(request.owner, (request.proto,)), (store.read() if check_mode else store.write()) as tx:
         plan = None
         if request.port is None and tx.prepare_free_list(request.proto):
             # Dynamic: the owner's rows and a few free runs, read by index,
@@ -120,12 +130,13 @@ def allocate(
         if plan is None:
             rows = tx.rows(proto=request.proto)
             plan = plan_allocation(request, settings, rows, listening, now)
+        plan = stamp_origin(plan, origin)
         if plan.changed and not check_mode:
             tx.apply(plan)
     return Outcome(
         plan.changed,
-        _holdings(rows, request.owner, request.proto),
-        _holdings(apply_plan(rows, plan), request.owner, request.proto),
+        holdings(rows, request.owner, request.proto),
+        holdings(apply_plan(rows, plan), request.owner, request.proto),
     )
 
 
@@ -139,7 +150,7 @@ def deallocate(
     owner = validate_owner(owner)
     protos = PROTOCOLS if validate_proto(proto, allow_all=True) == "all" else (proto,)
     wanted = None if ports is None else parse_port_list(ports, what="ports")
-    with _on_behalf_of(owner, protos):
+    with on_behalf_of(owner, protos):
         # Nothing to free never needs the write lock, nor creates the database.
         with store.read() as tx:
             rows = tx.rows(owner=owner)

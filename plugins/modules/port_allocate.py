@@ -194,6 +194,7 @@ import sqlite3
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
+from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_PORT_ALLOCATE
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH, AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
@@ -237,7 +238,9 @@ def main():
             params["keep_existing"],
             settings,
         )
-        outcome = allocate(AllocationStore(db_path), request, settings, check_mode=module.check_mode)
+        outcome = allocate(
+            AllocationStore(db_path), request, settings, check_mode=module.check_mode, origin=ORIGIN_PORT_ALLOCATE
+        )
     except PortsError as exc:
         module.fail_json(msg=to_native(exc))
     except (OSError, sqlite3.Error) as exc:

@@ -88,6 +88,7 @@ allocations:
       shared: false
       kind: dynamic
       created: "2026-01-15T09:30:00Z"
+      origin: port_allocate
   contains:
     owner:
       description: Who holds the ports.
@@ -124,6 +125,15 @@ allocations:
       type: str
       returned: always
       sample: "2026-01-15T09:30:00Z"
+    origin:
+      description:
+        - Which call made the range - V(port_allocate), V(port_allocations), V(agent), V(library) (a script
+          calling the allocator), or V(unknown) for ranges made before the database recorded it.
+        - Only ranges made by M(berth.ports.port_allocations) are freed by its O(berth.ports.port_allocations#module:prune).
+      type: str
+      returned: always
+      sample: port_allocate
+      version_added: 1.0.0
 free:
   description:
     - Per protocol, how many ports of O(range) a dynamic request could still get (not allocated, not

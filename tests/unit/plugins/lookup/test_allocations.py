@@ -64,8 +64,9 @@ def test_all_records_by_proto_then_port(lookup, db):
         ("dns", "udp", 25005, 25005),
         ("web", "udp", 25031, 25031),
     ]
-    assert set(records[0]) == {"owner", "proto", "first", "last", "shared", "kind", "created"}
+    assert set(records[0]) == {"owner", "proto", "first", "last", "shared", "kind", "created", "origin"}
     assert records[2]["kind"] == "static"
+    assert records[2]["origin"] == "library"  # allocate() called directly, as a script would
 
 
 def test_owner_filter(lookup, db):

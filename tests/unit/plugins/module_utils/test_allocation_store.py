@@ -379,3 +379,39 @@ def test_a_symlinked_database_is_read_but_never_written_through(host, tmp_path):
     with pytest.raises(PortsError, match="cannot open it"):
         through.allocate("db", 1)
     assert digest(tmp_path / "ports.db") == before
+
+
+def _make_version(path, version):
+    """A database as the first ``version`` migration steps left it, holding one row."""
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
+    for step in allocation_store._MIGRATIONS[:version]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created)"
+        " VALUES ('rgw', 'tcp', 25080, 25080, 0, 'static', '2026-01-01T00:00:00Z')"
+    )
+    if version >= 3:  # and its tcp free list, as a schema 3 writer built it
+        conn.executemany(
+            "INSERT INTO free_runs (proto, first_port, last_port) VALUES ('tcp', ?, ?)", [(1, 25079), (25081, 65535)]
+        )
+        conn.execute("INSERT INTO free_runs_state (proto, max_span) VALUES ('tcp', 1)")
+    conn.execute("PRAGMA user_version = %d" % version)
+    conn.commit()
+    conn.close()
+
+
+def test_a_schema_3_file_reads_with_unknown_origin_and_is_upgraded_in_place(host, tmp_path):
+    path = tmp_path / "ports.db"
+    _make_version(path, 3)
+    before = digest(path)
+    # Reads (check mode included, which plans through the free list) never migrate.
+    assert [(r.owner, r.origin) for r in host.rows()] == [("rgw", "unknown")]
+    assert host.allocate("web", 2, check_mode=True).after.ranges[0].first == 25031
+    assert digest(path) == before
+    host.allocate("web", 2)
+    conn = sqlite3.connect(str(path))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+    assert sorted((r.owner, r.origin) for r in host.rows()) == [("rgw", "unknown"), ("web", "library")]

@@ -41,8 +41,8 @@ def test_report(run_module, allocated):
     assert result["changed"] is False
     records = [{k: v for k, v in r.items() if k != "created"} for r in result["allocations"]]
     assert records == [
-        {"owner": "web", "proto": "tcp", "first": 25031, "last": 25034, "shared": False, "kind": "dynamic"},
-        {"owner": "dns", "proto": "udp", "first": 25005, "last": 25005, "shared": False, "kind": "static"},
+        {"owner": "web", "proto": "tcp", "first": 25031, "last": 25034, "shared": False, "kind": "dynamic", "origin": "port_allocate"},
+        {"owner": "dns", "proto": "udp", "first": 25005, "last": 25005, "shared": False, "kind": "static", "origin": "port_allocate"},
     ]
     assert all(r["created"].endswith("Z") for r in result["allocations"])
     assert result["free"] == {"tcp": 996, "udp": 999}

@@ -48,3 +48,8 @@ def diff_text(ranges: Iterable[Tuple[str, PortRange]]) -> str:
 
 def rows_diff_text(rows: Iterable[Allocation]) -> str:
     return diff_text((row.proto, row.range) for row in sorted(rows, key=_order))
+
+
+def owner_rows_diff_text(rows: Iterable[Allocation]) -> str:
+    """One ``owner LOW-HIGH/proto`` line per row, for a diff that spans several owners."""
+    return "".join("%s %s/%s\n" % (row.owner, row.range, row.proto) for row in sorted(rows, key=lambda r: (r.owner,) + _order(r)))

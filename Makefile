@@ -34,7 +34,7 @@ RUN := env PATH="$(VBIN):$$PATH" VIRTUAL_ENV="$(VENV)" \
 
 header = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help venv collection demo unit sanity units integration molecule lint test clean bench
+.PHONY: help venv collection demo unit artifact sanity units integration molecule lint test clean bench
 
 help:
 	@echo 'berth.ports harness:'
@@ -42,6 +42,7 @@ help:
 	@echo '  make collection   copy the checkout to $(COLL:$(ROOT)/%=%)'
 	@echo '  make demo         allocate ports for sample services into demo/ports.db'
 	@echo '  make unit         pytest tests/unit (+ tests/reliability if present)'
+	@echo '  make artifact     build from a dirty work tree copy: exact file list, installed demo, galaxy-importer'
 	@echo '  make sanity       ansible-test sanity, every Python here (offline-safe --venv)'
 	@echo '  make units        ansible-test units'
 	@echo '  make integration  ansible-test integration --allow-destructive (local, root)'
@@ -90,6 +91,26 @@ unit: collection
 	cd $(COLL) && $(RUN) PYTHONPATH=$(COLLECTIONS) python -m pytest -p no:cacheprovider \
 		tests/unit $(if $(wildcard $(ROOT)/tests/reliability),tests/reliability) $(PYTEST_ARGS)
 
+# ----------------------------------------------------------- artifact
+# tests/artifact builds the collection from a copy of this work tree (git
+# lists the files, so it runs here, not in the .build copy), installs it, runs
+# the demo from it, and imports it with galaxy-importer, which pins its own
+# ansible-core and ansible-lint and so gets a venv of its own.
+IMPORTER_VENV  := $(ROOT)/.build/galaxy-importer
+IMPORTER_STAMP := $(IMPORTER_VENV)/.installed-requirements
+IMPORTER_REQS  := $(ROOT)/tests/artifact/requirements.txt
+
+$(IMPORTER_STAMP): $(IMPORTER_REQS)
+	$(call header,venv: $(IMPORTER_VENV:$(ROOT)/%=%))
+	@test -x $(IMPORTER_VENV)/bin/python || $(PYTHON) -m venv $(IMPORTER_VENV)
+	$(IMPORTER_VENV)/bin/python -m pip install --disable-pip-version-check -q -r $(IMPORTER_REQS)
+	@touch $@
+
+artifact: venv $(IMPORTER_STAMP)
+	$(call header,artifact: pytest tests/artifact)
+	cd $(ROOT) && $(RUN) GALAXY_IMPORTER_PYTHON=$(IMPORTER_VENV)/bin/python \
+		python -m pytest -p no:cacheprovider -rs tests/artifact $(PYTEST_ARGS)
+
 # ------------------------------------------------------------- sanity
 # Every supported Python found here is tested (3.8-3.10 for modules and
 # module_utils, 3.11+ for everything); tests/utils/python_bin.py builds a
@@ -131,7 +152,7 @@ molecule: collection
 # --------------------------------------------------------------- test
 # Each step runs even when an earlier one failed; the target fails if any did.
 # demo is the smoke test of the main job: it allocates into demo/ports.db.
-TEST_STEPS := unit sanity units demo integration lint molecule
+TEST_STEPS := unit artifact sanity units demo integration lint molecule
 
 test: collection
 	@failed=""; \

@@ -229,10 +229,10 @@ def test_galaxy_importer_reports_no_errors(artifact):
     if artifact.importer is None:
         pytest.skip("GALAXY_IMPORTER_PYTHON not set (make artifact sets it)")
     try:
-        output, _ = artifact.importer.communicate(timeout=600)
+        output = artifact.importer.communicate(timeout=600)[0]
     except subprocess.TimeoutExpired:
         artifact.importer.kill()
-        output, _ = artifact.importer.communicate()
+        output = artifact.importer.communicate()[0]
         pytest.fail("galaxy-importer still running after 10 minutes:\n" + output)
     errors = [line for line in output.splitlines() if line.startswith("ERROR")]
     assert errors == [], output

@@ -1,0 +1,482 @@
+# Copyright: (c) 2026, berth.ports contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet port choice (issue 9): one port per (owner, proto) on every host of a play.
+
+Runs on the controller, before any host is changed. Its input is, per host,
+the entries the play would give ``berth.ports.port_allocations`` (the demand)
+and the registered result of ``berth.ports.port_info`` on that host (the
+survey). Its output is, per host, the same entries with every dynamic one
+turned into a static request for the fleet port, plus the conflicts that stop
+a host from taking that port and the entries that fell back to a host-local
+port.
+
+How the fleet port of an (owner, proto) is chosen:
+
+- an owner that already holds ports of that proto on some hosts keeps the
+  port the most hosts hold (its lowest first port on each host; a tie goes to
+  the lowest port); hosts holding it elsewhere move, hosts joining take it;
+- a new owner gets the lowest run of its largest count that is free on every
+  host, in first-fit order (upper band first, then the whole range), never
+  outside the range, never in ``reserved``.
+
+Existing owners are settled first, then new ones, each group in sorted
+(owner, proto) order, so the result depends on the input only, never on the
+order of a dict. Nothing here imports Ansible: the filter plugin
+``berth.ports.fleet_ports`` is a thin wrapper and pytest tests this directly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+
+from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import first_fit, largest_run
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.port_range import (
+    MAX_PORT,
+    MIN_PORT,
+    PortRange,
+    free_runs,
+    merge,
+    parse_port_list,
+    parse_range,
+)
+from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner, validate_proto
+
+FALLBACKS = ("fail", "local")
+ENTRY_KEYS = ("owner", "proto", "count", "port", "shared")
+
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+Key = Tuple[str, str]  # (owner, proto)
+
+
+class Entry(NamedTuple):
+    """One validated entry of a host's demand, as port_allocations takes it."""
+
+    owner: str
+    proto: str
+    count: int
+    port: Optional[int]
+    shared: bool
+
+    @property
+    def key(self) -> Key:
+        return (self.owner, self.proto)
+
+    @property
+    def dynamic(self) -> bool:
+        return self.count > 0 and self.port is None
+
+    @property
+    def static_range(self) -> Optional[PortRange]:
+        if self.count < 1 or self.port is None:
+            return None
+        return PortRange(self.port, self.port + self.count - 1)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"owner": self.owner, "proto": self.proto, "count": self.count, "port": self.port, "shared": self.shared}
+
+
+class Row(NamedTuple):
+    """One allocation row of a host's survey."""
+
+    owner: str
+    proto: str
+    range: PortRange
+    shared: bool
+
+
+class Listener(NamedTuple):
+    """An ``unallocated`` conflict of a survey: a listener in the range that no row covers."""
+
+    proto: str
+    port: int
+    pid: Optional[int]
+    unit: Optional[str]
+
+
+class HostView(NamedTuple):
+    name: str
+    entries: Tuple[Entry, ...]
+    rows: Tuple[Row, ...]
+    listeners: Tuple[Listener, ...]
+
+
+class Claim(NamedTuple):
+    """Ports this choice gives (or a static entry asks) on a host, before any survey shows them."""
+
+    owner: str
+    proto: str
+    range: PortRange
+
+
+class Settled(NamedTuple):
+    """What one dynamic entry became on one host."""
+
+    entry: Dict[str, Any]
+    conflict: Optional[Dict[str, Any]]
+    local: Optional[Dict[str, Any]]
+
+
+# ------------------------------------------------------------------ input
+
+
+def _as_int(value: object, what: str) -> int:
+    """An int, or a string of digits as Jinja may render one; nothing else."""
+    if isinstance(value, bool):
+        raise PortsError("%s %r is not an integer" % (what, value))
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
+        return int(value.strip())
+    raise PortsError("%s %r is not an integer" % (what, value))
+
+
+def _as_port(value: object, what: str) -> int:
+    port = _as_int(value, what)
+    if not MIN_PORT <= port <= MAX_PORT:
+        raise PortsError("%s %d is outside %d-%d" % (what, port, MIN_PORT, MAX_PORT))
+    return port
+
+
+def _as_list(value: object, what: str) -> Sequence[object]:
+    if isinstance(value, (list, tuple)):
+        return value
+    raise PortsError("%s is not a list: %r" % (what, value))
+
+
+def _read_entry(host: str, index: int, raw: object, bounds: PortRange) -> Entry:
+    where = "host %s: allocation entry %d" % (host, index + 1)
+    if not isinstance(raw, Mapping):
+        raise PortsError("%s is not a dict: %r" % (where, raw))
+    unknown = sorted(str(name) for name in raw if name not in ENTRY_KEYS)
+    if unknown:
+        raise PortsError("%s has unknown keys %s; known: %s" % (where, ", ".join(unknown), ", ".join(ENTRY_KEYS)))
+    if raw.get("owner") is None:
+        raise PortsError("%s has no owner" % where)
+    try:
+        owner = str(validate_owner(raw["owner"]))
+        where = "host %s: owner %s" % (host, owner)
+        proto = validate_proto("tcp" if raw.get("proto") is None else raw["proto"])
+    except PortsError as exc:
+        raise PortsError("%s: %s" % (where, exc)) from exc
+    where = "host %s: owner %s/%s" % (host, owner, proto)
+    count = 1 if raw.get("count") is None else _as_int(raw["count"], "%s: count" % where)
+    if count < 0:
+        raise PortsError("%s: count %d is negative; 0 frees the owner's ports" % (where, count))
+    if count > bounds.size:
+        raise PortsError("%s: count %d is larger than the range %s (%d ports)" % (where, count, bounds, bounds.size))
+    port = None if raw.get("port") is None else _as_port(raw["port"], "%s: port" % where)
+    shared = raw.get("shared")
+    if shared is None:
+        shared = False
+    if not isinstance(shared, bool):
+        raise PortsError("%s: shared %r is not a boolean" % (where, shared))
+    if shared and port is None and count > 0:
+        raise PortsError("%s: shared needs port: only static ports can be shared" % where)
+    return Entry(owner, proto, count, port, shared)
+
+
+def _optional_int(value: object) -> Optional[int]:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return _as_int(value, "pid")
+    except PortsError:
+        return None
+
+
+def _read_survey(host: str, survey: object) -> Tuple[Tuple[Row, ...], Tuple[Listener, ...]]:
+    where = "host %s: survey" % host
+    if not isinstance(survey, Mapping):
+        raise PortsError("%s is not the registered result of berth.ports.port_info: %r" % (where, survey))
+    if survey.get("failed"):
+        raise PortsError("%s failed: %s" % (where, survey.get("msg", "no message")))
+    if survey.get("skipped"):
+        raise PortsError("%s was skipped; every host of the play needs a port_info survey" % where)
+    if "allocations" not in survey:
+        raise PortsError("%s has no allocations; register berth.ports.port_info's result" % where)
+    rows = []  # type: List[Row]
+    for raw in _as_list(survey["allocations"], "%s allocations" % where):
+        if not isinstance(raw, Mapping):
+            raise PortsError("%s: allocation %r is not a dict" % (where, raw))
+        owner = raw.get("owner")
+        if not isinstance(owner, str) or not owner:
+            raise PortsError("%s: allocation %r has no owner" % (where, dict(raw)))
+        try:
+            proto = validate_proto(raw.get("proto"))
+            first = _as_port(raw.get("first"), "first port")
+            last = _as_port(raw.get("last"), "last port")
+        except PortsError as exc:
+            raise PortsError("%s: allocation of owner %s: %s" % (where, owner, exc)) from exc
+        if first > last:
+            raise PortsError("%s: allocation of owner %s/%s is inverted: %d-%d" % (where, owner, proto, first, last))
+        rows.append(Row(str(owner), proto, PortRange(first, last), bool(raw.get("shared"))))
+    listeners = []  # type: List[Listener]
+    conflicts = survey.get("conflicts")
+    for raw in _as_list([] if conflicts is None else conflicts, "%s conflicts" % where):
+        if not isinstance(raw, Mapping):
+            raise PortsError("%s: conflict %r is not a dict" % (where, raw))
+        if raw.get("type") != "unallocated":
+            continue  # on ports some row already holds: the rows block them
+        try:
+            proto = validate_proto(raw.get("proto"))
+            port = _as_port(raw.get("port"), "port")
+        except PortsError as exc:
+            raise PortsError("%s: unallocated listener: %s" % (where, exc)) from exc
+        unit = raw.get("unit")
+        listeners.append(Listener(proto, port, _optional_int(raw.get("pid")), str(unit) if unit else None))
+    rows.sort(key=lambda row: (row.proto, row.range, row.owner))
+    listeners.sort(key=lambda seen: (seen.proto, seen.port, -1 if seen.pid is None else seen.pid, seen.unit or ""))
+    return tuple(rows), tuple(listeners)
+
+
+def _read_host(name: str, data: object, bounds: PortRange) -> HostView:
+    if not isinstance(data, Mapping):
+        raise PortsError("host %s: expected a dict with demand and survey, got %r" % (name, data))
+    if "survey" not in data:
+        raise PortsError("host %s has no survey; register berth.ports.port_info's result as its survey" % name)
+    rows, listeners = _read_survey(name, data["survey"])
+    demand = data.get("demand")
+    raw_entries = _as_list([] if "demand" not in data else demand, "host %s: demand" % name)
+    entries = []  # type: List[Entry]
+    seen = set()  # type: Set[Key]
+    for index, raw in enumerate(raw_entries):
+        entry = _read_entry(name, index, raw, bounds)
+        if entry.key in seen:
+            raise PortsError(
+                "host %s: owner %s/%s is listed twice; give one entry per owner and proto"
+                % (name, entry.owner, entry.proto)
+            )
+        seen.add(entry.key)
+        entries.append(entry)
+    return HostView(name, tuple(entries), rows, listeners)
+
+
+def _read_hosts(hosts: object, bounds: PortRange) -> List[HostView]:
+    if not isinstance(hosts, Mapping):
+        raise PortsError("hosts must be a dict of host name to {demand, survey}, got %r" % (hosts,))
+    for name in hosts:
+        if not isinstance(name, str):
+            raise PortsError("host name %r is not a string" % (name,))
+    return [_read_host(str(name), hosts[name], bounds) for name in sorted(hosts, key=str)]
+
+
+# --------------------------------------------------------------- the choice
+
+
+def _holds(views: Sequence[HostView], key: Key, bounds: PortRange) -> Dict[str, int]:
+    """Host -> the owner's port of that proto there: its lowest first port inside the range.
+
+    Hosts whose demand frees the owner (count 0) do not count: they are about
+    to give their port back.
+    """
+    owner, proto = key
+    held = {}  # type: Dict[str, int]
+    for view in views:
+        if any(entry.key == key and entry.count == 0 for entry in view.entries):
+            continue
+        firsts = [
+            row.range.first
+            for row in view.rows
+            if row.owner == owner and row.proto == proto and bounds.contains(row.range.first)
+        ]
+        if firsts:
+            held[view.name] = min(firsts)
+    return held
+
+
+def _majority_port(held: Mapping[str, int]) -> int:
+    """The port the most hosts hold; a tie goes to the lowest port."""
+    tally = {}  # type: Dict[int, int]
+    for port in held.values():
+        tally[port] = tally.get(port, 0) + 1
+    return min(tally, key=lambda port: (-tally[port], port))
+
+
+def _static_claims(views: Sequence[HostView]) -> Dict[str, List[Claim]]:
+    """Per host, the ports its static entries ask for: no fleet port may land on another owner's."""
+    claims = {}  # type: Dict[str, List[Claim]]
+    for view in views:
+        claims[view.name] = []
+        for entry in view.entries:
+            wanted = entry.static_range
+            if wanted is not None:
+                claims[view.name].append(Claim(entry.owner, entry.proto, wanted))
+    return claims
+
+
+def _blocked_everywhere(
+    views: Sequence[HostView],
+    key: Key,
+    reserved: Sequence[PortRange],
+    given: Sequence[PortRange],
+    claims: Mapping[str, Sequence[Claim]],
+) -> List[PortRange]:
+    """What a new owner's run may not touch on any host."""
+    owner, proto = key
+    blocked = list(reserved) + list(given)
+    for view in views:
+        blocked.extend(row.range for row in view.rows if row.proto == proto and row.owner != owner)
+        blocked.extend(PortRange(seen.port, seen.port) for seen in view.listeners if seen.proto == proto)
+        blocked.extend(c.range for c in claims[view.name] if c.proto == proto and c.owner != owner)
+    return merge(blocked)
+
+
+def _listener_text(listener: Listener) -> str:
+    parts = []
+    if listener.unit:
+        parts.append("unit %s" % listener.unit)
+    if listener.pid is not None:
+        parts.append("pid %d" % listener.pid)
+    return "a listener (%s)" % (", ".join(parts) if parts else "process unknown")
+
+
+def _holders(
+    view: HostView,
+    key: Key,
+    wanted: PortRange,
+    bounds: PortRange,
+    claims: Sequence[Claim],
+) -> List[str]:
+    """Who keeps ``wanted`` from the owner on this host, lowest port first; empty when free."""
+    owner, proto = key
+    found = []  # type: List[Tuple[int, str]]
+    if not bounds.covers(wanted):
+        found.append((wanted.first, "the end of the range %s" % (bounds,)))
+    for row in view.rows:
+        if row.proto == proto and row.owner != owner and row.range.overlaps(wanted):
+            shared = ", shared" if row.shared else ""
+            found.append((max(row.range.first, wanted.first), "owner %s (%s%s)" % (row.owner, row.range, shared)))
+    for claim in claims:
+        if claim.proto == proto and claim.owner != owner and claim.range.overlaps(wanted):
+            text = "owner %s (%s, asked in this run)" % (claim.owner, claim.range)
+            found.append((max(claim.range.first, wanted.first), text))
+    for listener in view.listeners:
+        if listener.proto == proto and wanted.contains(listener.port):
+            found.append((listener.port, _listener_text(listener)))
+    texts = []  # type: List[str]
+    for unused_port, text in sorted(found, key=lambda item: item[0]):
+        if text not in texts:
+            texts.append(text)
+    return texts
+
+
+def choose_fleet_ports(
+    hosts: Mapping[str, Mapping[str, Any]],
+    port_range: str = "25000-25999",
+    reserved: Sequence[object] = (),
+    fallback: str = "fail",
+) -> Dict[str, Dict[str, Any]]:
+    """Per host: the port_allocations entries with fleet ports, the conflicts, the local fallbacks.
+
+    ``hosts`` maps a host name to ``{"demand": [entries], "survey": port_info's
+    result}``. The result maps every host name to ``{"allocations": [...],
+    "conflicts": [...], "local": [...]}`` (see the module docstring and the
+    berth.ports.fleet_ports filter's documentation). Bad input raises
+    PortsError with a one-line message.
+    """
+    if fallback not in FALLBACKS:
+        raise PortsError("fallback %r is not one of %s" % (fallback, ", ".join(FALLBACKS)))
+    bounds = parse_range(port_range)
+    reserved_runs = merge(parse_port_list(() if reserved is None else reserved, what="reserved"))
+    views = _read_hosts(hosts, bounds)
+
+    # Who asks for a dynamic port of which proto, and how many ports at most.
+    wanted_count = {}  # type: Dict[Key, int]
+    for view in views:
+        for entry in view.entries:
+            if entry.dynamic:
+                wanted_count[entry.key] = max(wanted_count.get(entry.key, 0), entry.count)
+
+    holds = {key: _holds(views, key, bounds) for key in wanted_count}
+    existing = sorted(key for key in wanted_count if holds[key])
+    new = sorted(key for key in wanted_count if not holds[key])
+
+    claims = _static_claims(views)
+    given = {}  # type: Dict[str, List[PortRange]]
+    fleet = {}  # type: Dict[Key, Optional[int]]
+    why_none = {}  # type: Dict[Key, Tuple[str, str]]
+    for key in existing:
+        port = _majority_port(holds[key])
+        fleet[key] = port
+        given.setdefault(key[1], []).append(PortRange(port, min(bounds.last, port + wanted_count[key] - 1)))
+    for key in new:
+        blocked = _blocked_everywhere(views, key, reserved_runs, given.get(key[1], ()), claims)
+        run = first_fit(bounds, blocked, wanted_count[key])
+        fleet[key] = None if run is None else run.first
+        if run is not None:
+            given.setdefault(key[1], []).append(run)
+            continue
+        best = largest_run(free_runs(bounds, blocked))
+        why_none[key] = (
+            "no run of %d free %s ports on every host" % (wanted_count[key], key[1]),
+            "in %s; the largest run free on every host is %s"
+            % (bounds, "%d ports (%s)" % (best.size, best) if best else "none"),
+        )
+
+    order = {key: index for index, key in enumerate(existing + new)}
+    result = {}  # type: Dict[str, Dict[str, Any]]
+    for view in views:
+        host_claims = list(claims[view.name])
+        settled = {}  # type: Dict[Key, Settled]
+        # Existing owners first, then new ones: an earlier owner's fleet ports
+        # on this host are claimed before a later one checks its own.
+        for entry in sorted((e for e in view.entries if e.dynamic), key=lambda e: order[e.key]):
+            port = fleet[entry.key]
+            if port is None:
+                settled[entry.key] = _refuse(view.name, entry, None, None, why_none[entry.key], fallback)
+                continue
+            wanted = PortRange(port, port + entry.count - 1)
+            holders = _holders(view, entry.key, wanted, bounds, host_claims)
+            if holders:
+                settled[entry.key] = _refuse(view.name, entry, port, wanted, ("; ".join(holders), ""), fallback)
+                continue
+            host_claims.append(Claim(entry.owner, entry.proto, wanted))
+            settled[entry.key] = Settled(entry._replace(port=port, shared=False).as_dict(), None, None)
+        outcome = {"allocations": [], "conflicts": [], "local": []}  # type: Dict[str, List[Dict[str, Any]]]
+        for entry in view.entries:
+            if not entry.dynamic:
+                outcome["allocations"].append(entry.as_dict())
+                continue
+            done = settled[entry.key]
+            outcome["allocations"].append(done.entry)
+            if done.conflict is not None:
+                outcome["conflicts"].append(done.conflict)
+            if done.local is not None:
+                outcome["local"].append(done.local)
+        result[view.name] = dict(outcome)
+    return result
+
+
+def _refuse(
+    host: str,
+    entry: Entry,
+    port: Optional[int],
+    wanted: Optional[PortRange],
+    why: Tuple[str, str],
+    fallback: str,
+) -> Settled:
+    """An entry that cannot have its fleet port on this host: a conflict, or a host-local port."""
+    if fallback == "local":
+        return Settled(
+            entry._replace(port=None, shared=False).as_dict(),
+            None,
+            {"owner": entry.owner, "proto": entry.proto, "fleet_port": port},
+        )
+    holder, detail = why
+    label = "host %s: owner %s/%s" % (host, entry.owner, entry.proto)
+    if wanted is None:
+        msg = "%s gets no fleet port: %s %s" % (label, holder, detail)
+    else:
+        msg = "%s cannot take its fleet ports %s, blocked by %s" % (label, wanted, holder)
+    conflict = {
+        "owner": entry.owner,
+        "proto": entry.proto,
+        "port": port,
+        "ports": None if wanted is None else str(wanted),
+        "holder": holder,
+        "msg": msg,
+    }
+    return Settled(entry._replace(port=port, shared=False).as_dict(), conflict, None)

@@ -15,7 +15,7 @@ import socket
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
@@ -68,6 +68,14 @@ def _free_list(store, proto):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(step_st, min_size=1, max_size=8), requests=st.lists(request_st, min_size=1, max_size=6))
+# The owner's own ports, reserved since, stay usable to it when it shrinks in
+# place: found by this test only about half of its runs without the pin
+# (dynamic_blocked's `own` dropped).
+@example(
+    steps=[([Allocation("a", "tcp", 120, 122, False, "dynamic", "2026-01-01T00:00:00Z")], [])],
+    requests=[{"owner": "a", "proto": "tcp", "count": 2, "keep_existing": False, "range": "100-163",
+               "reserved": ["120-125"], "listening": set(), "skip_listening": False}],
+)
 def test_free_list_and_indexed_plan_match_the_reference(steps, requests):
     store = AllocationStore(tempfile.mkdtemp(prefix="berth-free-") + "/ports.db")
     with store.write() as tx:

@@ -1,0 +1,176 @@
+"""Behaviour that mutation testing found unguarded (issue 13), one test per gap.
+
+Each test names the mutant it kills: the change to the code under which it
+fails. tests/mutation/ re-runs the mutants; CONTRIBUTING.md says how.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.berth.ports.plugins.module_utils import allocator as allocator_mod
+from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
+    Allocation,
+    dynamic_blocked,
+    largest_run,
+    owner_ranges,
+    plan_allocation,
+    plan_deallocation,
+)
+from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
+from ansible_collections.berth.ports.plugins.module_utils.request import (
+    AllocationRequest,
+    build_allocation_request,
+    build_settings,
+    resolve_owner,
+)
+
+CREATED = "2026-01-01T00:00:00Z"
+
+
+def _row(owner, first, last, proto="tcp", kind="dynamic", row_id=None, shared=False):
+    return Allocation(owner, proto, first, last, shared, kind, CREATED, row_id)
+
+
+# 1. request.py: the static range's end `port + count - 1` -> `port + count + 1`.
+def test_static_request_ending_on_the_top_of_the_range_is_accepted():
+    assert build_allocation_request("web", port=25999).static_range == PortRange(25999, 25999)
+    assert build_allocation_request("web", port=25998, count=2).static_range == PortRange(25998, 25999)
+    assert AllocationRequest("web", "tcp", 1, 25999).static_range == PortRange(25999, 25999)
+
+
+def test_static_request_on_the_top_port_is_allocated(host):
+    assert host.allocate("edge", 1, port=25999).after.ranges == [(25999, 25999)]
+
+
+# 2. _plan_static: `if request.keep_existing:` -> `if False:`.
+def test_repeating_a_static_keep_existing_request_changes_nothing(host):
+    host.allocate("web", 2)
+    assert host.allocate("web", 1, port=25500, keep_existing=True).changed
+    again = host.allocate("web", 1, port=25500, keep_existing=True)  # a playbook's second run
+    assert not again.changed
+    assert host.ranges("web") == ["25031-25032", "25500-25500"]
+
+
+# 3. _plan_static: `if request.keep_existing:` -> `if True:`.
+def test_static_request_without_keep_existing_collapses_several_ranges(host):
+    host.allocate("web", 2)
+    host.allocate("web", 1, port=25500, keep_existing=True)
+    collapsed = host.allocate("web", 1, port=25500)
+    assert collapsed.changed
+    assert host.ranges("web") == ["25500-25500"]
+    assert collapsed.after.env == {"TCP_PORT": "25500"}
+
+
+# 4. _held_ports: `range(row.first, row.last + 1)` -> `range(row.last + 1)`:
+# a foreign listener below the owner's range passes for the owner's own.
+def test_static_move_onto_a_foreign_listener_below_the_owner_is_refused(host):
+    host.allocate("rgw", 1, port=25500)
+    host.listening["tcp"] = {25100}
+    with pytest.raises(PortsError, match="a process listens on 25100"):
+        host.allocate("rgw", 1, port=25100)
+    assert host.ranges("rgw") == ["25500-25500"]
+
+
+def test_dynamic_move_steps_over_a_foreign_listener_below_the_owner(host):
+    host.allocate("old", 4)  # 25031-25034, freed below
+    host.allocate("web", 2)  # 25035-25036
+    host.allocate("db", 1)  # 25037: web cannot grow in place
+    deallocate(host.store, "old")
+    host.listening["tcp"] = {25031}  # not web's process
+    assert str(host.allocate("web", 3).after.ranges[0]) == "25032-25034"
+
+
+def test_held_ports_are_exactly_the_rows_ports():
+    rows = [_row("web", 25035, 25036)]
+    blocked = dynamic_blocked(rows, build_settings(), listening=[25031, 25034, 25037], exempt=rows)
+    assert blocked == [PortRange(25031, 25031), PortRange(25034, 25034), PortRange(25037, 25037)]
+
+
+# 5. _held_ports: `row.last + 1` -> `row.last + 2`: the port just above the
+# owner's range would count as its own.
+def test_growing_in_place_stops_at_a_foreign_listener_just_above(host):
+    host.allocate("web", 2)  # 25031-25032
+    host.listening["tcp"] = {25033}
+    grown = host.allocate("web", 3)
+    assert str(grown.after.ranges[0]) == "25034-25036"
+
+
+def test_growing_in_place_stops_at_a_foreign_listener_just_above_full_scan():
+    mine = _row("web", 25031, 25032, row_id=1)
+    plan = plan_allocation(AllocationRequest("web", "tcp", 3), build_settings(), [mine], {25033}, CREATED)
+    assert [(r.first, r.last) for r in plan.add] == [(25034, 25036)]
+
+
+# 6. owner_ranges: `row.id or 0` -> `row.id and 0`: the oldest range comes first
+# even when it sits above a newer one and both were made in the same second.
+def test_oldest_range_first_even_at_a_higher_port():
+    older = _row("web", 25500, 25500, kind="static", row_id=1)
+    newer = _row("web", 25031, 25031, row_id=2)
+    assert owner_ranges([newer, older], "web", "tcp") == [older, newer]
+
+
+def test_env_describes_the_oldest_range_at_a_higher_port(host, monkeypatch):
+    monkeypatch.setattr(allocator_mod, "utc_now", lambda: CREATED)
+    host.allocate("web", 2, port=25500)
+    host.allocate("web", 1, keep_existing=True)
+    stored = host.allocate("web", 3)  # holds 3 already: nothing changes, rows as stored
+    assert not stored.changed
+    assert [str(r) for r in stored.after.ranges] == ["25500-25501", "25031-25031"]
+    assert stored.after.env == {"TCP_PORT": "25500", "TCP_PORTS_RANGE": "25500-25501", "TCP_PORTS": "25500,25501"}
+
+
+# 7. plan_deallocation: `continue` -> `break`: rows of another proto (or
+# owner) before the ones to free must not stop the scan.
+def test_freeing_udp_after_tcp_rows(host):
+    host.allocate("dns", 1, proto="tcp")
+    host.allocate("dns", 1, proto="udp")
+    freed = deallocate(host.store, "dns", "udp")
+    assert [(r.proto, str(r.range)) for r in freed.freed] == [("udp", "25031-25031")]
+    assert host.ranges("dns", "udp") == []
+    assert host.ranges("dns", "tcp") == ["25031-25031"]
+
+
+def test_plan_deallocation_skips_other_protos_and_owners():
+    rows = [_row("dns", 1, 1, "tcp"), _row("web", 2, 2, "udp"), _row("dns", 3, 3, "udp")]
+    assert plan_deallocation("dns", ("udp",), rows).remove == (rows[2],)
+
+
+# 8. dynamic_blocked: `own = merge(...)` -> `own = None`: a port reserved
+# after the owner took it stays usable by that owner in the full-scan planner.
+def test_reserved_ports_do_not_block_the_owners_own_full_scan():
+    settings = build_settings("100-163", ["120-125"], skip_listening=False)
+    mine = _row("a", 120, 122, row_id=1)
+    assert dynamic_blocked([mine], settings, (), exempt=[mine]) == [PortRange(123, 125)]
+    plan = plan_allocation(AllocationRequest("a", "tcp", 2), settings, [mine], (), CREATED)
+    assert [(r.first, r.last) for r in plan.add] == [(120, 121)]  # shrinks in place
+
+
+# 9. largest_run: `>` -> `>=`: of equal runs, the lowest is named.
+def test_largest_run_names_the_lowest_of_equal_runs():
+    assert largest_run([PortRange(1, 3), PortRange(10, 12), PortRange(20, 21)]) == PortRange(1, 3)
+    assert largest_run([]) is None
+
+
+def test_exhaustion_names_the_lowest_of_equal_largest_runs(make_host):
+    host = make_host(port_range="40000-40009")  # 10 ports: no static band
+    host.allocate("a", 1, port=40003)
+    host.allocate("b", 1, port=40007)
+    with pytest.raises(PortsError, match=r"largest free run: 3 ports \(40000-40002\)"):
+        host.allocate("c", 4)
+
+
+# 10. resolve_owner: `owner == ""` no longer falling back to MODULE_ID.
+def test_empty_owner_falls_back_to_module_id():
+    assert resolve_owner("", {"MODULE_ID": "traefik1"}) == "traefik1"
+    with pytest.raises(PortsError, match="MODULE_ID"):
+        resolve_owner("", {})
+
+
+# 11. request.py: the default count 1 -> 2.
+def test_default_count_is_one():
+    assert build_allocation_request("web").count == 1
+    assert AllocationRequest("web", "tcp").count == 1
+    assert build_allocation_request("web", port=25999).static_range == PortRange(25999, 25999)

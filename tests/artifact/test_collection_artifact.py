@@ -15,7 +15,8 @@ playbook runs from there (berth.ports.demo) and `ansible-galaxy collection
 verify --offline` must find the installed files unchanged: the demo keeps its
 database outside the collection. And galaxy-importer (its own venv, from
 tests/artifact/requirements.txt; `make artifact` builds it under .build/)
-imports the artifact, ansible-test disabled, with no ERROR line; without
+imports the artifact, ansible-test disabled, with no ERROR line (its own or
+relayed from ansible-lint, as the fleet scenario's import_playbook gave); without
 GALAXY_IMPORTER_PYTHON that test is skipped.
 
 Run by `make artifact` from the checkout (not the .build copy: git lists the
@@ -27,6 +28,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -234,7 +236,9 @@ def test_galaxy_importer_reports_no_errors(artifact):
         artifact.importer.kill()
         output = artifact.importer.communicate()[0]
         pytest.fail("galaxy-importer still running after 10 minutes:\n" + output)
-    errors = [line for line in output.splitlines() if line.startswith("ERROR")]
+    # its own errors ("ERROR: ...") and the ones it relays from ansible-lint's
+    # log as warnings ("WARNING: ERROR    Failed to find berth.ports.site playbook.")
+    errors = [line for line in output.splitlines() if re.match(r"(WARNING: )?ERROR\b", line)]
     assert errors == [], output
     assert artifact.importer.returncode == 0, output
     assert "Importer processing completed successfully" in output, output

@@ -30,6 +30,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocator import (
 )
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
 from ansible_collections.berth.ports.plugins.module_utils.request import (
     AllocationRequest,
     Settings,
@@ -54,8 +55,20 @@ class DeclaredEntry(NamedTuple):
     def key(self) -> Tuple[str, str]:
         return (self.owner, self.proto)
 
+    @property
+    def dynamic(self) -> bool:
+        return self.count > 0 and self.port is None
+
+    @property
+    def static_range(self) -> Optional[PortRange]:
+        return self.request().static_range if self.count > 0 else None
+
     def request(self) -> AllocationRequest:
         return AllocationRequest(self.owner, self.proto, self.count, self.port, self.shared)
+
+    def as_dict(self) -> Dict[str, object]:
+        """As port_allocations takes it, every key present."""
+        return {"owner": self.owner, "proto": self.proto, "count": self.count, "port": self.port, "shared": self.shared}
 
 
 class Declaration(NamedTuple):
@@ -83,7 +96,10 @@ def _entry(raw: object, index: int, settings: Settings) -> DeclaredEntry:
     if raw.get("owner") is None:
         raise PortsError("allocations[%d] has no owner" % index)
     owner = validate_owner(raw["owner"])
-    proto = validate_proto("tcp" if raw.get("proto") is None else raw["proto"])
+    try:
+        proto = validate_proto("tcp" if raw.get("proto") is None else raw["proto"])
+    except PortsError as exc:
+        raise PortsError("allocations[%d] (owner %s): %s" % (index, owner, exc)) from exc
     count = 1 if raw.get("count") is None else raw["count"]
     shared = False if raw.get("shared") is None else raw["shared"]
     port = raw.get("port")

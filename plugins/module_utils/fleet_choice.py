@@ -28,7 +28,7 @@ order of a dict. Nothing here imports Ansible: the filter plugin
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import first_fit, largest_run
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
@@ -38,44 +38,15 @@ from ansible_collections.berth.ports.plugins.module_utils.port_range import (
     PortRange,
     free_runs,
     merge,
-    parse_port_list,
-    parse_range,
 )
-from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner, validate_proto
+from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import DeclaredEntry, build_declaration
+from ansible_collections.berth.ports.plugins.module_utils.request import Settings, build_settings, validate_proto
 
 FALLBACKS = ("fail", "local")
-ENTRY_KEYS = ("owner", "proto", "count", "port", "shared")
 
 _DIGITS_RE = re.compile(r"[0-9]+")
 
 Key = Tuple[str, str]  # (owner, proto)
-
-
-class Entry(NamedTuple):
-    """One validated entry of a host's demand, as port_allocations takes it."""
-
-    owner: str
-    proto: str
-    count: int
-    port: Optional[int]
-    shared: bool
-
-    @property
-    def key(self) -> Key:
-        return (self.owner, self.proto)
-
-    @property
-    def dynamic(self) -> bool:
-        return self.count > 0 and self.port is None
-
-    @property
-    def static_range(self) -> Optional[PortRange]:
-        if self.count < 1 or self.port is None:
-            return None
-        return PortRange(self.port, self.port + self.count - 1)
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {"owner": self.owner, "proto": self.proto, "count": self.count, "port": self.port, "shared": self.shared}
 
 
 class Row(NamedTuple):
@@ -98,7 +69,7 @@ class Listener(NamedTuple):
 
 class HostView(NamedTuple):
     name: str
-    entries: Tuple[Entry, ...]
+    entries: Tuple[DeclaredEntry, ...]
     rows: Tuple[Row, ...]
     listeners: Tuple[Listener, ...]
 
@@ -146,36 +117,16 @@ def _as_list(value: object, what: str) -> Sequence[object]:
     raise PortsError("%s is not a list: %r" % (what, value))
 
 
-def _read_entry(host: str, index: int, raw: object, bounds: PortRange) -> Entry:
-    where = "host %s: allocation entry %d" % (host, index + 1)
+def _numbers_from_jinja(raw: object) -> object:
+    """The entry with count and port as ints where Jinja rendered them as digit strings."""
     if not isinstance(raw, Mapping):
-        raise PortsError("%s is not a dict: %r" % (where, raw))
-    unknown = sorted(str(name) for name in raw if name not in ENTRY_KEYS)
-    if unknown:
-        raise PortsError("%s has unknown keys %s; known: %s" % (where, ", ".join(unknown), ", ".join(ENTRY_KEYS)))
-    if raw.get("owner") is None:
-        raise PortsError("%s has no owner" % where)
-    try:
-        owner = str(validate_owner(raw["owner"]))
-        where = "host %s: owner %s" % (host, owner)
-        proto = validate_proto("tcp" if raw.get("proto") is None else raw["proto"])
-    except PortsError as exc:
-        raise PortsError("%s: %s" % (where, exc)) from exc
-    where = "host %s: owner %s/%s" % (host, owner, proto)
-    count = 1 if raw.get("count") is None else _as_int(raw["count"], "%s: count" % where)
-    if count < 0:
-        raise PortsError("%s: count %d is negative; 0 frees the owner's ports" % (where, count))
-    if count > bounds.size:
-        raise PortsError("%s: count %d is larger than the range %s (%d ports)" % (where, count, bounds, bounds.size))
-    port = None if raw.get("port") is None else _as_port(raw["port"], "%s: port" % where)
-    shared = raw.get("shared")
-    if shared is None:
-        shared = False
-    if not isinstance(shared, bool):
-        raise PortsError("%s: shared %r is not a boolean" % (where, shared))
-    if shared and port is None and count > 0:
-        raise PortsError("%s: shared needs port: only static ports can be shared" % where)
-    return Entry(owner, proto, count, port, shared)
+        return raw
+    entry = dict(raw)
+    for name in ("count", "port"):
+        value = entry.get(name)
+        if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
+            entry[name] = int(value.strip())
+    return entry
 
 
 def _optional_int(value: object) -> Optional[int]:
@@ -232,7 +183,7 @@ def _read_survey(host: str, survey: object) -> Tuple[Tuple[Row, ...], Tuple[List
     return tuple(rows), tuple(listeners)
 
 
-def _read_host(name: str, data: object, bounds: PortRange) -> HostView:
+def _read_host(name: str, data: object, settings: Settings) -> HostView:
     if not isinstance(data, Mapping):
         raise PortsError("host %s: expected a dict with demand and survey, got %r" % (name, data))
     if "survey" not in data:
@@ -240,27 +191,20 @@ def _read_host(name: str, data: object, bounds: PortRange) -> HostView:
     rows, listeners = _read_survey(name, data["survey"])
     demand = data.get("demand")
     raw_entries = _as_list([] if "demand" not in data else demand, "host %s: demand" % name)
-    entries = []  # type: List[Entry]
-    seen = set()  # type: Set[Key]
-    for index, raw in enumerate(raw_entries):
-        entry = _read_entry(name, index, raw, bounds)
-        if entry.key in seen:
-            raise PortsError(
-                "host %s: owner %s/%s is listed twice; give one entry per owner and proto"
-                % (name, entry.owner, entry.proto)
-            )
-        seen.add(entry.key)
-        entries.append(entry)
+    try:
+        entries = build_declaration([_numbers_from_jinja(raw) for raw in raw_entries], settings)
+    except PortsError as exc:
+        raise PortsError("host %s: %s" % (name, exc)) from exc
     return HostView(name, tuple(entries), rows, listeners)
 
 
-def _read_hosts(hosts: object, bounds: PortRange) -> List[HostView]:
+def _read_hosts(hosts: object, settings: Settings) -> List[HostView]:
     if not isinstance(hosts, Mapping):
         raise PortsError("hosts must be a dict of host name to {demand, survey}, got %r" % (hosts,))
     for name in hosts:
         if not isinstance(name, str):
             raise PortsError("host name %r is not a string" % (name,))
-    return [_read_host(str(name), hosts[name], bounds) for name in sorted(hosts, key=str)]
+    return [_read_host(str(name), hosts[name], settings) for name in sorted(hosts, key=str)]
 
 
 # --------------------------------------------------------------- the choice
@@ -379,9 +323,10 @@ def choose_fleet_ports(
     """
     if fallback not in FALLBACKS:
         raise PortsError("fallback %r is not one of %s" % (fallback, ", ".join(FALLBACKS)))
-    bounds = parse_range(port_range)
-    reserved_runs = merge(parse_port_list(() if reserved is None else reserved, what="reserved"))
-    views = _read_hosts(hosts, bounds)
+    settings = build_settings(port_range, () if reserved is None else reserved)
+    bounds = settings.bounds
+    reserved_runs = merge(settings.reserved)
+    views = _read_hosts(hosts, settings)
 
     # Who asks for a dynamic port of which proto, and how many ports at most.
     wanted_count = {}  # type: Dict[Key, int]
@@ -452,7 +397,7 @@ def choose_fleet_ports(
 
 def _refuse(
     host: str,
-    entry: Entry,
+    entry: DeclaredEntry,
     port: Optional[int],
     wanted: Optional[PortRange],
     why: Tuple[str, str],

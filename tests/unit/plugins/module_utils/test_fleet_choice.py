@@ -400,7 +400,7 @@ def test_the_order_of_hosts_and_lists_does_not_matter():
         ({"a": host([web(port="x")])}, {}, ["port"]),
         ({"a": host([web(port=70000)])}, {}, ["port"]),
         ({"a": host([web(shared="yes", port=25010)])}, {}, ["shared"]),
-        ({"a": host([web(shared=True)])}, {}, ["shared needs port"]),
+        ({"a": host([web(shared=True)])}, {}, ["shared", "needs port"]),
         ({"a": host([web(ports=2)])}, {}, ["unknown", "ports"]),
         ({"a": host([web(), web(2)])}, {}, ["host a", "web/tcp", "twice"]),
         ({1: host([web()])}, {}, ["host name"]),

@@ -47,6 +47,7 @@ help:
 	@echo '  make units        ansible-test units'
 	@echo '  make integration  ansible-test integration --allow-destructive (local, root)'
 	@echo '  make lint         ansible-lint, production profile, roles/ and playbooks/'
+	@echo '  make docs         antsibull-docs lint and the docsite build, failing on any warning'
 	@echo '  make molecule     extensions/molecule/run.sh'
 	@echo '  make test         all of the above (demo as a smoke test)'
 	@echo '  make bench        benchmarks/bench.py: six figures next to same-run baselines'
@@ -144,6 +145,25 @@ lint: collection
 	cd $(COLL) && $(RUN) ansible-lint --profile production --offline \
 		$(notdir $(wildcard $(ROOT)/roles $(ROOT)/playbooks))
 
+# --------------------------------------------------------------- docs
+# The collection's docs as antsibull-docs sees them (plugin docs, extra docs
+# under docs/docsite, links) and the docsite built from them with Sphinx;
+# any warning fails, but for references into docs.ansible.com, which an
+# offline build cannot resolve (tests/docs/build_docsite.py says which).
+.PHONY: docs
+DOCS_VENV  := $(ROOT)/.build/docs-venv
+DOCS_REQ   := $(ROOT)/tests/docs/requirements.txt
+DOCS_STAMP := $(DOCS_VENV)/.installed-requirements
+
+$(DOCS_STAMP): $(DOCS_REQ)
+	@test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --disable-pip-version-check -q -r $(DOCS_REQ)
+	@touch $@
+
+docs: collection $(DOCS_STAMP)
+	$(call header,docs: antsibull-docs lint-collection-docs and the docsite)
+	$(DOCS_VENV)/bin/python $(ROOT)/tests/docs/build_docsite.py $(COLLECTIONS) $(ROOT)/.build/docsite
+
 # ----------------------------------------------------------- molecule
 molecule: collection
 	$(call header,molecule: extensions/molecule/run.sh)
@@ -152,7 +172,7 @@ molecule: collection
 # --------------------------------------------------------------- test
 # Each step runs even when an earlier one failed; the target fails if any did.
 # demo is the smoke test of the main job: it allocates into demo/ports.db.
-TEST_STEPS := unit artifact sanity units demo integration lint molecule
+TEST_STEPS := unit artifact sanity units demo integration lint docs molecule
 
 test: collection
 	@failed=""; \

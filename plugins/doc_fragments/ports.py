@@ -33,7 +33,7 @@ options:
       - The low part of the block is the static band, one 32nd of its size, at least 16 and at most
         128 ports, and none when the block has fewer than 16 ports. Dynamic allocations take the
         upper band first and fall back to the static band only when the upper band is full.
-      - TCP and UDP are separate name spaces; the same block applies to the O(proto) of the task.
+      - TCP and UDP are separate name spaces, each with its own copy of this block.
     type: str
     default: "25000-25999"
   reserved:

@@ -94,7 +94,6 @@ seealso:
   - module: berth.ports.port_allocate
   - module: berth.ports.port_deallocate
   - module: berth.ports.port_info
-  - role: berth.ports.service_ports
 """
 
 EXAMPLES = r"""

@@ -34,7 +34,7 @@ RUN := env PATH="$(VBIN):$$PATH" VIRTUAL_ENV="$(VENV)" \
 
 header = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help venv collection demo unit artifact sanity units integration molecule lint test clean bench
+.PHONY: help venv collection demo unit artifact sanity units integration molecule lint test clean bench matrix
 
 help:
 	@echo 'berth.ports harness:'
@@ -46,6 +46,7 @@ help:
 	@echo '  make sanity       ansible-test sanity, every Python here (offline-safe --venv)'
 	@echo '  make units        ansible-test units'
 	@echo '  make integration  ansible-test integration --allow-destructive (local, root)'
+	@echo '  make matrix       sanity, units, integration on every supported ansible-core and Python'
 	@echo '  make lint         ansible-lint, production profile, roles/ and playbooks/'
 	@echo '  make docs         antsibull-docs lint and the docsite build, failing on any warning'
 	@echo '  make molecule     extensions/molecule/run.sh'
@@ -139,6 +140,30 @@ integration: collection
 	cd $(COLL) && $(RUN) ansible-test integration --local --python $(TEST_PYTHON) \
 		--allow-destructive --color no $(ANSIBLE_TEST_ARGS)
 
+# ------------------------------------------------------------- matrix
+# The support matrix behind README's "Tested with" table. Each ansible-core
+# release gets a venv of its own, .build/core-X.Y, from a controller Python it
+# supports (RELEASE@PYTHON). sanity and units run on the releases .venv does
+# not have (its 2.19 is `make sanity`/`make units`); the integration targets
+# run once per managed-host Python (CORE:PYTHONS), the controller staying the
+# core's: 3.8 on 2.19 only, 2.19 and 2.20 at their oldest and newest, 3.9-3.13
+# on 2.21 (3.11 on 2.19 is `make integration`). Pythons come from PATH or
+# pyenv; a cell whose Python is missing is SKIPPED loudly, and fails the run
+# with MATRIX_STRICT=1.
+MATRIX_CORES       ?= 2.19.14@3.11 2.20.10@3.12 2.21.5@3.13
+MATRIX_SANITY      ?= 2.20 2.21
+MATRIX_UNITS       ?= 2.20 2.21
+MATRIX_INTEGRATION ?= 2.19:3.8,3.13 2.20:3.9,3.13 2.21:3.9,3.10,3.11,3.12,3.13
+MATRIX_STRICT      ?=
+
+matrix: collection
+	$(call header,matrix: $(MATRIX_CORES))
+	$(VBIN)/python $(ROOT)/tests/utils/matrix.py --collection $(COLL) --build $(ROOT)/.build \
+		--sanity '$(MATRIX_SANITY)' --units '$(MATRIX_UNITS)' \
+		$(foreach i,$(MATRIX_INTEGRATION),--integration $(i)) \
+		--pip-extra '$(shell grep -m1 '^jmespath==' $(REQUIREMENTS))' \
+		$(if $(MATRIX_STRICT),--strict) --ansible-test-args '$(ANSIBLE_TEST_ARGS)' $(MATRIX_CORES)
+
 # --------------------------------------------------------------- lint
 lint: collection
 	$(call header,lint: ansible-lint --profile production roles/ playbooks/)
@@ -172,7 +197,7 @@ molecule: collection
 # --------------------------------------------------------------- test
 # Each step runs even when an earlier one failed; the target fails if any did.
 # demo is the smoke test of the main job: it allocates into demo/ports.db.
-TEST_STEPS := unit artifact sanity units demo integration lint docs molecule
+TEST_STEPS := unit artifact sanity units demo integration matrix lint docs molecule
 
 test: collection
 	@failed=""; \

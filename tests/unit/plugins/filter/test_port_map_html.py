@@ -1,0 +1,72 @@
+# Copyright: (c) 2026, berth.ports contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The berth.ports.port_map_html filter, called from a template as map.yml calls it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.errors import AnsibleError, AnsibleFilterError
+from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+from ansible_collections.berth.ports.plugins.filter import port_map_html as filter_source
+from ansible_collections.berth.ports.tests.unit.plugins.module_utils.port_map_fleet import allocation, survey
+
+SURVEYS = {
+    "web1": survey([allocation("web", 25031, 25034)]),
+    "web2": survey([allocation("web", 25031, 25034)]),
+    "web3": survey([allocation("web", 25100)], [{"type": "unallocated", "proto": "tcp", "port": 25500, "pid": 1,
+                                                  "unit": "stray.service", "owner": None}]),
+    "down": {},
+}
+
+
+@pytest.fixture(scope="module")
+def render():
+    """The value of ``{{ expression }}``, through Ansible's Templar under ansible-test, Jinja2 otherwise."""
+    if AnsibleCollectionConfig.collection_finder is not None:
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.template import Templar
+
+        try:
+            from ansible.template import trust_as_template
+        except ImportError:  # ansible-core < 2.19 templates every string
+
+            def trust_as_template(text):
+                return text
+
+        def with_ansible(expression, **variables):
+            return Templar(loader=DataLoader(), variables=variables).template(trust_as_template("{{ %s }}" % expression))
+
+        return with_ansible
+
+    from jinja2.nativetypes import NativeEnvironment
+
+    env = NativeEnvironment()
+    for name, function in filter_source.FilterModule().filters().items():
+        env.filters["berth.ports." + name] = function
+
+    def with_jinja(expression, **variables):
+        return env.from_string("{{ %s }}" % expression).render(**variables)
+
+    return with_jinja
+
+
+def test_page(render):
+    page = render("surveys | berth.ports.port_map_html(range='25000-25999', title='Fleet', generated='now')",
+                  surveys=SURVEYS)
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<title>Fleet</title>" in page and "generated now" in page
+    assert page.count('<div class="row') == 2  # web1 and web2 collapse
+    assert 'data-count="2"' in page and "down: no port_info survey" in page
+    assert "web/tcp" in page and "STRAY" in page
+
+
+def test_other_range(render):
+    page = render("surveys | berth.ports.port_map_html(range='25000-25099')", surveys=SURVEYS)
+    assert 'viewBox="0 0 100 12"' in page
+
+
+def test_bad_input_is_a_filter_error(render):
+    with pytest.raises((AnsibleFilterError, AnsibleError), match="berth.ports.port_map_html: .*inverted"):
+        render("surveys | berth.ports.port_map_html", surveys={"a": survey([allocation("web", 25040, 25031)])})

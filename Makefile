@@ -34,7 +34,7 @@ RUN := env PATH="$(VBIN):$$PATH" VIRTUAL_ENV="$(VENV)" \
 
 header = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help venv collection demo unit artifact sanity units integration molecule lint test clean bench matrix
+.PHONY: help venv collection demo unit artifact sanity units integration molecule lint test clean bench matrix mutation
 
 help:
 	@echo 'berth.ports harness:'
@@ -52,6 +52,7 @@ help:
 	@echo '  make molecule     extensions/molecule/run.sh'
 	@echo '  make test         all of the above (demo as a smoke test)'
 	@echo '  make bench        benchmarks/bench.py: six figures next to same-run baselines'
+	@echo '  make mutation     mutmut over the allocator core, score per file (slow; not in make test)'
 	@echo '  make clean        remove .venv, .build, demo/ and test output'
 
 # ---------------------------------------------------------------- venv
@@ -217,6 +218,22 @@ test: collection
 bench: collection
 	$(call header,bench: benchmarks/bench.py)
 	cd $(COLL) && $(RUN) PYTHONPATH=$(COLLECTIONS) python $(ROOT)/benchmarks/bench.py
+
+# ----------------------------------------------------------- mutation
+# Slow (see CONTRIBUTING.md), so not one of TEST_STEPS. mutmut comes from its
+# own requirements file, which CI never installs. MUTATION_JOBS=N workers,
+# MUTATION_FILES="request.py port_range.py" for some of the files only.
+MUTATION_FILES ?=
+MUTATION_REQ   := $(ROOT)/tests/mutation/requirements.txt
+MUTATION_STAMP := $(VENV)/.installed-mutation
+
+$(MUTATION_STAMP): $(MUTATION_REQ) $(STAMP)
+	$(VBIN)/python -m pip install --disable-pip-version-check -q -r $(MUTATION_REQ)
+	@touch $@
+
+mutation: venv $(MUTATION_STAMP)
+	$(call header,mutation: mutmut over tests/mutation/mutation.cfg)
+	cd $(ROOT) && $(RUN) python tests/mutation/run.py $(MUTATION_FILES)
 
 # -------------------------------------------------------------- clean
 clean:

@@ -30,7 +30,8 @@ _NAMED_HOSTS = 40
 
 _CSS = """
 *{box-sizing:border-box}
-body{margin:0;padding:12px 16px;font:13px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d232a;background:#fff}
+body{margin:0;padding:12px 16px;color:#1d232a;background:#fff;
+font:13px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 h1{font-size:18px;margin:0 0 4px}
 h2{font-size:15px;margin:18px 0 6px}
 .summary span{margin-right:12px;white-space:nowrap}
@@ -41,7 +42,8 @@ h2{font-size:15px;margin:18px 0 6px}
 .sw{display:inline-block;width:11px;height:11px;border:1px solid #0003;vertical-align:-1px;margin-right:3px}
 .key .sw{border:0}
 .map{border-top:1px solid #ccd}
-.row{content-visibility:auto;contain-intrinsic-size:auto 32px;display:grid;grid-template-columns:minmax(9rem,15rem) minmax(0,1fr);gap:8px;padding:3px 0;border-bottom:1px solid #eef}
+.row{content-visibility:auto;contain-intrinsic-size:auto 32px;display:grid;
+grid-template-columns:minmax(9rem,15rem) minmax(0,1fr);gap:8px;padding:3px 0;border-bottom:1px solid #eef}
 .label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .n{display:inline-block;min-width:2.6em;padding:0 4px;margin-right:4px;border-radius:8px;background:#e8ecf4;text-align:center;font-variant-numeric:tabular-nums}
 .strips{min-width:0;overflow:hidden}

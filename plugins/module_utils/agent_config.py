@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The host's allocation settings for the agent and the CLI, from one file.
 
-``/etc/berth/agent.json`` (written by the ``berth.ports.agent`` role; missing
+``/etc/berth/agent.json`` (written by the ``berth.ports.ports_agent`` role; missing
 means the collection's defaults)::
 
     {"db_path": "/var/lib/berth/ports.db", "range": "25000-25999",

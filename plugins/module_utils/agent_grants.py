@@ -3,7 +3,7 @@
 """Who may ask the agent for what: the grants file and the authorization rule.
 
 The grants file (default ``/etc/berth/grants.json``, root-owned, not writable
-by group or others, written by the ``berth.ports.agent`` role)::
+by group or others, written by the ``berth.ports.ports_agent`` role)::
 
     {"version": 1, "grants": [
       {"user": "svc1", "label": "node:portsadm", "owner": "svc1"},

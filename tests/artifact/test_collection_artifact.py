@@ -74,9 +74,9 @@ def shipped(path: str) -> bool:
 JUNK = [
     "ports.db", "ports.db-wal", "ports.db-journal", "ports.db-shm", "ports.db-verified", "x.log",
     "berth-ports-0.9.0.tar.gz", "demo/ports.db", "demo/ports.db-verified",
-    "roles/service_ports/ports.db", "roles/firewall/files/ports.db-wal",
+    "roles/service_ports/ports.db", "roles/ports_firewall/files/ports.db-wal",
     "tests/integration/targets/port_info/ports.db-journal", "tests/unit/ports.db-verified",
-    "tests/unit/plugins/ports.sqlite", "roles/agent/x.log", "tests/integration/x.log",
+    "tests/unit/plugins/ports.sqlite", "roles/ports_agent/x.log", "tests/integration/x.log",
     "playbooks/demo/ports.db", "playbooks/x.log",
     "extensions/molecule/.cache/f", "roles/service_ports/.cache/f",
     "tests/unit/.pytest_cache/x", "tests/unit/.pytest_cache/v/cache/nodeids",
@@ -84,8 +84,8 @@ JUNK = [
     "tests/integration/targets/port_allocate/.cache/x.yml",
     "plugins/modules/__pycache__/x.pyc", "plugins/module_utils/__pycache__/allocator.cpython-311.pyc",
     "tests/unit/plugins/modules/__pycache__/conftest.cpython-311-pytest-9.2.0.pyc",
-    "roles/firewall/.gitignore", "tests/integration/.gitignore", "plugins/.gitignore",
-    "roles/service_ports/templates/berth-ports.conf.j2~", "roles/agent/tasks/.main.yml.swp",
+    "roles/ports_firewall/.gitignore", "tests/integration/.gitignore", "plugins/.gitignore",
+    "roles/service_ports/templates/berth-ports.conf.j2~", "roles/ports_agent/tasks/.main.yml.swp",
     "playbooks/site.yml.bak", "tests/output/junit/x.xml", "benchmarks/results.json",
 ]
 

@@ -54,7 +54,7 @@ grid-template-columns:minmax(9rem,15rem) minmax(0,1fr);gap:8px;padding:3px 0;bor
 .ticks span:first-child{transform:none}
 .ticks span:last-child{transform:translateX(-100%)}
 .p{font-size:10px;color:#778;margin-left:4px}
-.wrap{overflow-x:auto;max-width:100%}
+.wrap{overflow-x:auto;max-width:100%;content-visibility:auto;contain-intrinsic-size:auto 3000px}
 table{border-collapse:collapse;font-size:12px;min-width:60%}
 th,td{padding:2px 8px;border-bottom:1px solid #eef;text-align:left;white-space:nowrap}
 th{position:sticky;top:0;background:#f6f7fa;cursor:pointer;user-select:none}
@@ -171,13 +171,14 @@ def _strip(row: MapRow, proto: str, bounds: PortRange, colors: dict) -> str:
         title = _e(_segment_title(segment, row.count))
         out.append('<rect x="%d" y="0" width="%d" height="12" fill="%s" data-owner="%s"><title>%s</title></rect>'
                    % (x, width, colors[h.owner], _e(h.owner), title))
+        # The bars let the pointer through to the allocation, whose title tells the flags.
         if segment.drift:  # a top bar
-            out.append('<rect class="drift" x="%d" y="0" width="%s" height="3" fill="#f08c00"><title>%s</title></rect>'
-                       % (x, _num(max(width, least)), title))
+            out.append('<rect class="drift" x="%d" y="0" width="%s" height="3" fill="#f08c00" pointer-events="none"/>'
+                       % (x, _num(max(width, least))))
         if segment.double or segment.held_with:
             css, color = ("double", "#7b2cbf") if segment.double else ("shared", "#8d99ae")
-            out.append('<rect class="%s" x="%d" y="9" width="%s" height="3" fill="%s"><title>%s</title></rect>'
-                       % (css, x, _num(max(width, least)), color, title))
+            out.append('<rect class="%s" x="%d" y="9" width="%s" height="3" fill="%s" pointer-events="none"/>'
+                       % (css, x, _num(max(width, least)), color))
     for mark in row.marks:
         if mark.proto != proto or not bounds.contains(mark.port):
             continue

@@ -10,7 +10,8 @@ benchmarks/results.json.
 
 Environment knobs (defaults in brackets): BENCH_ROWS (all; e.g. "2,3"),
 BENCH_PLAY_ROUNDS [3], BENCH_FLEET_HOSTS [200], BENCH_FLEET_FORKS [10],
-BENCH_FLEET_ROUNDS [1], BENCH_DIR (scratch directory on the disk to measure
+BENCH_FLEET_ROUNDS [1], BENCH_SERVICES_HOSTS [50], BENCH_SERVICES_PER_HOST [10],
+BENCH_SERVICES_FORKS [10], BENCH_SERVICES_ROUNDS [1], BENCH_DIR (scratch directory on the disk to measure
 [a temporary directory under .build/]).
 """
 
@@ -31,6 +32,7 @@ import time
 from ansible_collections.berth.ports.plugins.module_utils import allocation_store as store_mod
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, bands
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, build_settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -75,13 +77,29 @@ def _row(name, value, baseline, unit, target, higher_is_better, note=""):
 def _alternating(rounds, value, baseline, label):
     """Medians of ``value()`` and ``baseline()`` measured in turns, the baseline
     first in even rounds and second in odd ones, so drift hits both alike."""
-    values, baselines = [], []
+    return tuple(_in_turns(rounds, (value, baseline), label))
+
+
+def _in_turns(rounds, measures, label):
+    """Medians of each of ``measures`` measured in turns, the order reversed
+    every other round. A measure may return a tuple (say a first and a second
+    run): its medians are then taken element by element."""
+    results = [[] for _measure in measures]
+    order = list(range(len(measures)))
     for index in range(rounds):
-        turns = ((baseline, baselines), (value, values))
-        for measure, into in turns if index % 2 == 0 else turns[::-1]:
-            into.append(measure())
-        print("  %s round %d: %.4g vs %.4g" % (label, index + 1, values[-1], baselines[-1]), flush=True)
-    return _median(values), _median(baselines)
+        for which in order[::-1] if index % 2 == 0 else order:
+            results[which].append(measures[which]())
+        print(
+            "  %s round %d: %s" % (label, index + 1, " vs ".join(_fmt(got[-1]) for got in results)),
+            flush=True,
+        )
+    return [
+        tuple(_median(column) for column in zip(*got)) if isinstance(got[0], tuple) else _median(got) for got in results
+    ]
+
+
+def _fmt(got):
+    return "/".join("%.4g" % one for one in got) if isinstance(got, tuple) else "%.4g" % got
 
 
 def _write_database(path, rows, version=store_mod.SCHEMA_VERSION):
@@ -134,11 +152,11 @@ def _write_play(path, module, tasks):
         handle.write("\n".join(lines) + "\n")
 
 
-def _run_play(play, inventory, forks, extra=()):
+def _run_play(play, inventory, forks, extra=(), env=None):
     start = time.perf_counter()
     proc = subprocess.run(
         ["ansible-playbook", "-i", inventory, "-f", str(forks), play] + list(extra),
-        env=_ansible_env(),
+        env=dict(_ansible_env(), **(env or {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         check=False,
@@ -213,6 +231,246 @@ def bench_fleet(work):
         False,
         "%d round(s), forks %d, local connection, one database per host" % (rounds, forks),
     )
+
+
+# ---------------------------------------------------------------- row 7: fleet services
+
+# The same stand-in for both plays: this machine has no systemd as PID 1.
+# daemon-reload and restart succeed doing nothing; `show` prints the
+# properties asked for, for each unit named, as an inactive unit (so nothing
+# is restarted), one block per unit as systemctl prints them.
+_STANDIN_SYSTEMCTL = """#!/bin/sh
+# berth.ports bench: stand-in for systemctl (no systemd as PID 1 here)
+[ "$1" = show ] || exit 0
+shift
+props=Id,ActiveState
+units=
+for arg in "$@"; do
+  case $arg in
+    --property=*) props=${arg#--property=} ;;
+    -*) ;;
+    *) units="$units $arg" ;;
+  esac
+done
+sep=
+for unit in $units; do
+  [ -z "$sep" ] || echo
+  sep=1
+  for prop in $(echo "$props" | tr , ' '); do
+    case $prop in
+      Id) echo "Id=$unit" ;;
+      ActiveState) echo "ActiveState=inactive" ;;
+      *) echo "$prop=" ;;
+    esac
+  done
+done
+"""
+
+# What a user writes by hand: the drop-ins from fixed ports in inventory,
+# the same text as the role's template, one daemon-reload handler.
+_BASELINE_TEMPLATE = """{{ ansible_managed | comment }}
+# Ports of {{ item.owner }} from the berth.ports database
+# ({{ service_ports_db_path }}); use them as ${TCP_PORT} and so on in ExecStart.
+[Service]
+{% for name, value in item.env | dictsort %}
+Environment={{ name }}={{ value }}
+{% endfor %}
+"""
+
+_BASELINE_PLAY = """- name: Drop-ins from fixed ports in inventory
+  hosts: berth_hosts
+  gather_facts: false
+  tasks:
+    - name: Create the drop-in directories
+      ansible.builtin.file:
+        path: "{{ service_ports_unit_dir }}/{{ item.unit }}.d"
+        state: directory
+        owner: root
+        group: root
+        mode: "0755"
+      loop: "{{ bench_dropins }}"
+    - name: Template the drop-ins
+      ansible.builtin.template:
+        src: %(template)s
+        dest: "{{ service_ports_unit_dir }}/{{ item.unit }}.d/50-berth-ports.conf"
+        owner: root
+        group: root
+        mode: "0644"
+      loop: "{{ bench_dropins }}"
+      notify: Reload systemd
+  handlers:
+    - name: Reload systemd
+      ansible.builtin.systemd_service:
+        daemon_reload: true
+"""
+
+# site.yml's service play as it was before the list form: the role once per
+# service with the single-service variables.
+_PER_SERVICE_PLAY = """- name: Allocate ports for the services of each host, one service at a time
+  hosts: berth_hosts
+  gather_facts: false
+  tasks:
+    - name: Apply berth.ports.service_ports to each service
+      ansible.builtin.include_role:
+        name: berth.ports.service_ports
+      vars:
+        service_ports_unit: "{{ berth_service.unit }}"
+        service_ports_owner: "{{ berth_service.owner | default('') }}"
+        service_ports_state: "{{ berth_service.state | default('present') }}"
+        service_ports_tcp_ports_demand: "{{ berth_service.tcp_ports_demand | default(1) }}"
+        service_ports_udp_ports_demand: "{{ berth_service.udp_ports_demand | default(0) }}"
+        service_ports_tcp_port: "{{ berth_service.tcp_port | default(none) }}"
+        service_ports_udp_port: "{{ berth_service.udp_port | default(none) }}"
+        service_ports_tcp_shared: "{{ berth_service.tcp_shared | default(false) }}"
+        service_ports_udp_shared: "{{ berth_service.udp_shared | default(false) }}"
+      loop: "{{ berth_services | default([]) }}"
+      loop_control:
+        loop_var: berth_service
+        label: "{{ berth_service.unit }}"
+"""
+
+
+def _fleet_services(per_host, block=PortRange(25000, 25999)):
+    """``per_host`` services as berth_services entries, and the drop-ins the role
+    gives them in an empty database (first fit in list order, TCP and UDP apart,
+    from the dynamic band of the role's default range): the fixed ports a user
+    would have written into inventory instead."""
+    low = bands(block)[0].first
+    services, dropins = [], []
+    next_port = {"tcp": low, "udp": low}
+    for i in range(per_host):
+        # Mostly one TCP port; every third also a UDP port, every fourth 3 TCP.
+        demand = {"tcp": 3 if i % 4 == 3 else 1, "udp": 1 if i % 3 == 2 else 0}
+        entry = {"unit": "bench-svc%02d.service" % i, "tcp_ports_demand": demand["tcp"]}
+        if demand["udp"]:
+            entry["udp_ports_demand"] = demand["udp"]
+        env = {}
+        for proto in ("tcp", "udp"):
+            if demand[proto]:
+                first, last = next_port[proto], next_port[proto] + demand[proto] - 1
+                next_port[proto] = last + 1
+                env.update(
+                    {"%s_PORT" % proto.upper(): str(first)}
+                    if first == last
+                    else {
+                        "%s_PORT" % proto.upper(): str(first),
+                        "%s_PORTS_RANGE" % proto.upper(): "%d-%d" % (first, last),
+                        "%s_PORTS" % proto.upper(): ",".join(str(p) for p in range(first, last + 1)),
+                    }
+                )
+        services.append(entry)
+        dropins.append({"unit": entry["unit"], "owner": "bench-svc%02d" % i, "env": env})
+    return services, dropins
+
+
+def _dropin_texts(unit_dir):
+    found = {}
+    for parent, _dirs, files in os.walk(unit_dir):
+        for name in files:
+            with open(os.path.join(parent, name)) as handle:
+                found[os.path.relpath(os.path.join(parent, name), unit_dir)] = handle.read()
+    return found
+
+
+def bench_fleet_services(work):
+    """Row 7: site.yml's service play (firewall off) over many hosts with many
+    services each, against hand-written drop-ins from fixed ports; and the old
+    per-service include_role loop against the list form."""
+    hosts = _env_int("BENCH_SERVICES_HOSTS", 50)
+    per_host = _env_int("BENCH_SERVICES_PER_HOST", 10)
+    forks = _env_int("BENCH_SERVICES_FORKS", 10)
+    rounds = _env_int("BENCH_SERVICES_ROUNDS", 1)
+    root = os.path.join(work, "services")
+    hostdir = os.path.join(root, "hosts")
+    bindir = os.path.join(root, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    systemctl = os.path.join(bindir, "systemctl")
+    with open(systemctl, "w") as handle:
+        handle.write(_STANDIN_SYSTEMCTL)
+    os.chmod(systemctl, 0o755)
+    env = {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+
+    services, dropins = _fleet_services(per_host)
+    # Each host its own database and unit directory; berth_services for the
+    # role, bench_dropins (the same ports, fixed) for the hand-written play.
+    names = ["h%03d" % i for i in range(hosts)]
+    group = {
+        "hosts": {
+            name: {
+                "service_ports_db_path": os.path.join(hostdir, name, "ports.db"),
+                "service_ports_unit_dir": os.path.join(hostdir, name, "system"),
+            }
+            for name in names
+        },
+        "vars": {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "berth_firewall_enabled": False,
+            "berth_services": services,
+            "bench_dropins": dropins,
+        },
+    }
+    inventory = os.path.join(root, "inventory.json")  # JSON is YAML: the yaml inventory plugin reads it
+    with open(inventory, "w") as handle:
+        json.dump({"berth_hosts": group}, handle, indent=1)
+    template = os.path.join(root, "baseline.conf.j2")
+    with open(template, "w") as handle:
+        handle.write(_BASELINE_TEMPLATE)
+    baseline_play = os.path.join(root, "baseline.yml")
+    with open(baseline_play, "w") as handle:
+        handle.write(_BASELINE_PLAY % {"template": json.dumps(template)})
+    per_service_play = os.path.join(root, "per-service.yml")
+    with open(per_service_play, "w") as handle:
+        handle.write(_PER_SERVICE_PLAY)
+    # site.yml as installed (the collection copy on ANSIBLE_COLLECTIONS_PATH).
+    site = "berth.ports.site"
+    outcome = {}
+
+    def converge(play, name, again=True):
+        """Fresh databases and drop-in directories, a first run (everything
+        changes), then the same run again (nothing does): both timed."""
+        shutil.rmtree(hostdir, ignore_errors=True)
+        first = _run_play(play, inventory, forks, env=env)
+        outcome[name] = _dropin_texts(os.path.join(hostdir, names[0], "system"))
+        return (first, _run_play(play, inventory, forks, env=env)) if again else first
+
+    # The per-service path is timed on the first converge only: at full size
+    # one run of it takes longer than the four others together.
+    (list_first, list_second), (base_first, base_second), per_first = _in_turns(
+        rounds,
+        (
+            lambda: converge(site, "list"),
+            lambda: converge(baseline_play, "baseline"),
+            lambda: converge(per_service_play, "per-service", again=False),
+        ),
+        "row 7 list (first/second run) vs hand-written (first/second) vs per-service (first)",
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    # The comparison is only fair if all three wrote the same files.
+    if not outcome["list"] or outcome["list"] != outcome["baseline"] or outcome["list"] != outcome["per-service"]:
+        raise SystemExit("row 7: the plays wrote different drop-ins: %s" % json.dumps(outcome, indent=1)[:4000])
+    shape = "%d hosts x %d services, forks %d, %d round(s)" % (hosts, per_host, forks, rounds)
+    row = _row(
+        "7 fleet services: site.yml (list form) vs hand-written drop-ins",
+        list_first,
+        base_first,
+        "s/play",
+        1.25,
+        False,
+        "%s; first converge (fresh databases and drop-ins); second, unchanged run: %.1f vs %.1f s = %.2fx;"
+        " stand-in systemctl for both" % (shape, list_second, base_second, list_second / base_second),
+    )
+    row.update(value_second=list_second, baseline_second=base_second, ratio_second=list_second / base_second)
+    row_b = _row(
+        "7b fleet services: per-service include_role vs list form (speed-up)",
+        per_first,
+        list_first,
+        "s/play",
+        4.0,
+        True,
+        "%s; first converge (fresh databases and drop-ins); stand-in systemctl for both" % shape,
+    )
+    return [row, row_b]
 
 
 # ---------------------------------------------------------------- row 2: durable rate
@@ -462,6 +720,7 @@ BENCHES = {
     "4": bench_contention,
     "5": bench_fleet,
     "6": bench_lookup,
+    "7": bench_fleet_services,
 }
 
 
@@ -490,7 +749,7 @@ def _print_table(rows):
 
 
 def main():
-    wanted = os.environ.get("BENCH_ROWS", "1,2,3,4,5,6").replace(" ", "").split(",")
+    wanted = os.environ.get("BENCH_ROWS", "1,2,3,4,5,6,7").replace(" ", "").split(",")
     # Scratch files on the checkout's disk, in the ignored .build/ so that
     # neither git nor the collection copy ever sees them.
     base = os.environ.get("BENCH_DIR") or os.path.join(os.path.dirname(HERE), ".build")
@@ -503,8 +762,10 @@ def main():
         for key in wanted:
             t0 = time.perf_counter()
             print("== row %s" % key, flush=True)
-            rows.append(BENCHES[key](work))
-            rows[-1]["seconds"] = time.perf_counter() - t0
+            got = BENCHES[key](work)
+            for row in got if isinstance(got, list) else [got]:
+                row["seconds"] = time.perf_counter() - t0
+                rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     machine["load_after"] = os.getloadavg()

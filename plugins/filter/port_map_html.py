@@ -11,8 +11,8 @@ version_added: 1.0.0
 short_description: Draw a fleet's port allocations as one self-contained HTML page
 description:
   - Takes the registered results of M(berth.ports.port_info) of many hosts and returns an HTML page (a string)
-    that shows them: per host, the range as a strip of cells per protocol (TCP above UDP), each allocation in
-    its owner's colour; below, a sortable table of the same facts.
+    that shows them, per host, the range as a strip of cells per protocol (TCP above UDP), each allocation in
+    its owner's colour, and below a sortable table of the same facts.
   - Hosts whose allocations and listener conflicts are identical (owner, protocol, ports, shared, kind; creation
     times may differ) share one row, with their count, so that the page stays readable at hundreds of hosts.
   - Highlights owners that B(drift) (different ports on different hosts; an orange bar on their cells), B(stray

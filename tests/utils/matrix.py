@@ -28,6 +28,7 @@ Usage: matrix.py --collection COLL --build BUILD [--strict]
 """
 
 import argparse
+import fcntl
 import glob
 import os
 import shutil
@@ -92,6 +93,7 @@ class Core:
         self.bin = os.path.join(self.venv, 'bin')
         self.ready = None  # None: not tried, True/False after prepare()
         self.why = ''
+        self.lock = None
 
     def prepare(self, pip_extra):
         """Build the venv (once per pin set) and the get-pip stand-in; True when usable."""
@@ -102,14 +104,23 @@ class Core:
             self.ready, self.why = False, 'no python%s on this machine' % self.python
             return False
         pins = ['ansible-core==' + self.release] + list(pip_extra)
+        # Another matrix run may use this venv: it is used under a shared
+        # lock and rebuilt only under an exclusive one.
+        os.makedirs(os.path.dirname(self.venv), exist_ok=True)
+        self.lock = open(self.venv + '.lock', 'w')  # pylint: disable=consider-using-with
         stamp = os.path.join(self.venv, '.matrix-installed')
         want = '\n'.join([interpreter] + pins) + '\n'
-        try:
-            with open(stamp) as handle:
-                have = handle.read()
-        except OSError:
-            have = None
-        if have != want:
+        for mode in (fcntl.LOCK_SH, fcntl.LOCK_EX):
+            fcntl.flock(self.lock, mode)
+            try:
+                with open(stamp) as handle:
+                    if handle.read() == want:
+                        break
+            except OSError:
+                pass
+            if mode == fcntl.LOCK_SH:
+                fcntl.flock(self.lock, fcntl.LOCK_UN)
+                continue
             banner('matrix: venv %s (ansible-core %s, Python %s)' % (self.venv, self.release, self.python))
             shutil.rmtree(self.venv, ignore_errors=True)
             subprocess.check_call([interpreter, '-m', 'venv', self.venv])
@@ -117,6 +128,7 @@ class Core:
                                    '--disable-pip-version-check'] + pins)
             with open(stamp, 'w') as handle:
                 handle.write(want)
+            fcntl.flock(self.lock, fcntl.LOCK_SH)
         # ansible-test --venv bootstraps pip with a get-pip.py it cannot
         # download here; each release may want another pip version.
         subprocess.check_call([os.path.join(self.bin, 'python'),

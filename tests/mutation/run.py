@@ -208,6 +208,8 @@ def _text_only(chain, before, after):
         return False
     if isinstance(before, str) and isinstance(after, str) and isinstance(chain[-1], ast.Constant):
         return _same_placeholders(before, after)  # a literal of the message reworded
+    if chain[-1] is argument and isinstance(argument, ast.Constant):
+        return after is None  # a literal message replaced by None
     if before is argument and isinstance(after, ast.Constant):
         return after.value is None or isinstance(after.value, str)  # the message replaced whole
     return False
@@ -231,12 +233,13 @@ def functions(path):
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in node.name:
             found[node.name] = node
-    return text, found
+    return text.splitlines(), found
 
 
-def short_diff(text, original, mutant):
-    before = ast.get_source_segment(text, original, padded=True).splitlines()
-    after = ast.get_source_segment(text, mutant, padded=True).replace(mutant.name, original.name, 1).splitlines()
+def short_diff(lines, original, mutant):
+    # (ast.get_source_segment splits the whole file per call: far too slow here)
+    before = lines[original.lineno - 1:original.end_lineno]
+    after = [line.replace(mutant.name, original.name, 1) for line in lines[mutant.lineno - 1:mutant.end_lineno]]
     return [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 

@@ -174,3 +174,50 @@ def test_default_count_is_one():
     assert build_allocation_request("web").count == 1
     assert AllocationRequest("web", "tcp").count == 1
     assert build_allocation_request("web", port=25999).static_range == PortRange(25999, 25999)
+
+
+# Found by `make mutation` after the list.
+
+# _describe: several listeners are named as ports and runs ("25033-25034, 25036").
+def test_static_refusal_names_every_listener_as_ports_and_runs(host):
+    host.listening["tcp"] = {25033, 25034, 25036}
+    with pytest.raises(PortsError, match=r"a process listens on 25033-25034, 25036;"):
+        host.allocate("web", 5, port=25032)
+
+
+# _who: the holder is named with its range, and ", shared" when it shares.
+def test_collision_names_a_shared_holder_as_shared(host):
+    host.allocate("lb-a", 1, port=25443, shared=True)
+    with pytest.raises(PortsError, match=r"held by lb-a \(25443-25443, shared\); ask with shared to join it"):
+        host.allocate("web", 1, port=25443)
+
+
+# _plan_dynamic: with no free port at all, the largest free run is "none".
+def test_exhaustion_with_no_free_port_says_none(make_host):
+    host = make_host(port_range="40000-40001")
+    host.allocate("a", 2)
+    with pytest.raises(PortsError, match=r"largest free run: none$"):
+        host.allocate("b", 1)
+
+
+# plan_deallocation with ports: only the owner's ranges holding one of them.
+def test_plan_deallocation_with_ports_frees_only_the_ranges_holding_them():
+    rows = [_row("a", 10, 12), _row("a", 20, 20), _row("a", 30, 31)]
+    plan = plan_deallocation("a", ("tcp",), rows, [PortRange(11, 11), PortRange(31, 40)])
+    assert plan.remove == (rows[0], rows[2])
+    assert plan_deallocation("a", ("tcp",), rows, [PortRange(13, 19)]).remove == ()
+
+
+# build_allocation_request: a bad count is named as the count.
+def test_bad_count_is_named():
+    with pytest.raises(PortsError, match=r"^count '2' is not an integer$"):
+        build_allocation_request("web", count="2")
+
+
+# Allocation.as_dict: what port_info returns per allocation.
+def test_allocation_as_dict():
+    row = Allocation("web", "udp", 25031, 25032, True, "static", CREATED, 7, "port_allocate")
+    assert row.as_dict() == {
+        "owner": "web", "proto": "udp", "first": 25031, "last": 25032, "shared": True,
+        "kind": "static", "created": CREATED, "origin": "port_allocate",
+    }

@@ -195,10 +195,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_PORT_ALLOCATE
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH, AllocationStore
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_range import DEFAULT_RANGE
+from ansible_collections.berth.ports.plugins.module_utils.module_options import allocation_options, policy_options
 from ansible_collections.berth.ports.plugins.module_utils.reporting import diff_text
 from ansible_collections.berth.ports.plugins.module_utils.request import (
     build_allocation_request,
@@ -211,15 +211,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             owner=dict(type="str"),
-            proto=dict(type="str", default="tcp", choices=["tcp", "udp"]),
-            count=dict(type="int", default=1),
-            port=dict(type="int"),
-            shared=dict(type="bool", default=False),
             keep_existing=dict(type="bool", default=False),
-            range=dict(type="str", default=DEFAULT_RANGE),
-            reserved=dict(type="list", elements="raw", default=[]),
-            skip_listening=dict(type="bool", default=True),
-            db_path=dict(type="path", default=DEFAULT_DB_PATH),
+            **allocation_options(),
+            **policy_options()
         ),
         required_if=[("shared", True, ["port"])],
         supports_check_mode=True,

@@ -202,10 +202,10 @@ import sqlite3
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH, AllocationStore
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import build_declaration, declare
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_range import DEFAULT_RANGE
+from ansible_collections.berth.ports.plugins.module_utils.module_options import allocation_options, policy_options
 from ansible_collections.berth.ports.plugins.module_utils.reporting import owner_rows_diff_text
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings
 
@@ -217,19 +217,10 @@ def main():
                 type="list",
                 elements="dict",
                 required=True,
-                options=dict(
-                    owner=dict(type="str", required=True),
-                    proto=dict(type="str", default="tcp", choices=["tcp", "udp"]),
-                    count=dict(type="int", default=1),
-                    port=dict(type="int"),
-                    shared=dict(type="bool", default=False),
-                ),
+                options=dict(owner=dict(type="str", required=True), **allocation_options()),
             ),
             prune=dict(type="bool", default=False),
-            range=dict(type="str", default=DEFAULT_RANGE),
-            reserved=dict(type="list", elements="raw", default=[]),
-            skip_listening=dict(type="bool", default=True),
-            db_path=dict(type="path", default=DEFAULT_DB_PATH),
+            **policy_options()
         ),
         supports_check_mode=True,
     )

@@ -209,9 +209,9 @@ import sqlite3
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH, AllocationStore
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_range import DEFAULT_RANGE
+from ansible_collections.berth.ports.plugins.module_utils.module_options import policy_options
 from ansible_collections.berth.ports.plugins.module_utils.port_survey import port_report
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings, validate_owner
 
@@ -221,9 +221,7 @@ def main():
         argument_spec=dict(
             owner=dict(type="str"),
             proto=dict(type="str", default="all", choices=["tcp", "udp", "all"]),
-            range=dict(type="str", default=DEFAULT_RANGE),
-            reserved=dict(type="list", elements="raw", default=[]),
-            db_path=dict(type="path", default=DEFAULT_DB_PATH),
+            **policy_options(skip_listening=False)
         ),
         supports_check_mode=True,
     )

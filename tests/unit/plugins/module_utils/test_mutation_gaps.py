@@ -208,10 +208,11 @@ def test_plan_deallocation_with_ports_frees_only_the_ranges_holding_them():
     assert plan_deallocation("a", ("tcp",), rows, [PortRange(13, 19)]).remove == ()
 
 
-# build_allocation_request: a bad count is named as the count.
-def test_bad_count_is_named():
-    with pytest.raises(PortsError, match=r"^count '2' is not an integer$"):
-        build_allocation_request("web", count="2")
+# build_allocation_request: a bad count or port is named as such.
+@pytest.mark.parametrize("name", ["count", "port"])
+def test_bad_integer_is_named(name):
+    with pytest.raises(PortsError, match=r"^%s '2' is not an integer$" % name):
+        build_allocation_request("web", **{name: "2"})
 
 
 # Allocation.as_dict: what port_info returns per allocation.
@@ -221,3 +222,15 @@ def test_allocation_as_dict():
         "owner": "web", "proto": "udp", "first": 25031, "last": 25032, "shared": True,
         "kind": "static", "created": CREATED, "origin": "port_allocate",
     }
+
+
+# build_allocation_request / build_settings: a flag that is not a boolean is named.
+@pytest.mark.parametrize("flag", ["shared", "keep_existing"])
+def test_bad_flag_is_named(flag):
+    with pytest.raises(PortsError, match=r"^%s 'yes' is not a boolean$" % flag):
+        build_allocation_request("web", port=25080, **{flag: "yes"})
+
+
+def test_bad_skip_listening_is_named():
+    with pytest.raises(PortsError, match=r"^skip_listening 'yes' is not a boolean$"):
+        build_settings(skip_listening="yes")

@@ -73,7 +73,7 @@ def log(text=""):
 # ------------------------------------------------------------------ setup
 def tracked(path):
     return subprocess.run(["git", "-C", ROOT, "ls-files", "--error-unmatch", path],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
 
 
 def read_config(path):
@@ -130,7 +130,7 @@ def run_mutmut(jobs, log_path):
     env.pop("PYTHONPATH", None)  # the mutated copy, not the checkout, must be imported
     with open(log_path, "w", encoding="utf-8") as out:
         return subprocess.run([mutmut, "run", "--max-children", str(jobs)], cwd=WORK, env=env,
-                              stdout=out, stderr=subprocess.STDOUT).returncode
+                              stdout=out, stderr=subprocess.STDOUT, check=False).returncode
 
 
 # ------------------------------------------------------- message-text rule
@@ -334,7 +334,7 @@ def report(results, table, skipped, elapsed, min_score):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", os.cpu_count() or 2)))
     parser.add_argument("--config", default=os.path.join(HERE, "mutation.cfg"))
     parser.add_argument("--report-only", action="store_true", help="summarise the last run again, run nothing")

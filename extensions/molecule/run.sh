@@ -7,8 +7,15 @@
 #   2. builds the test host root filesystem with mmdebstrap (cached under
 #      $BERTH_MOLECULE_CACHE, keyed by a hash of the recipe) and imports it
 #      into podman as localhost/berth-molecule:<key>;
-#   3. runs `molecule test` for each scenario (or those named as arguments);
+#      and tags it localhost/berth-molecule:latest, the image config.yml
+#      names when BERTH_MOLECULE_IMAGE is not set;
+#   3. runs `molecule test -s NAME` from the collection root for each
+#      scenario (or those named as arguments): the same command that works
+#      on its own, since config.yml and dependency.sh carry the rest;
 #   4. removes the scenario containers, keeps the cached image.
+#
+#   run.sh --image-only   steps 1 and 2 only (what dependency.sh runs when
+#                         the image is missing)
 #
 # Environment:
 #   BERTH_MOLECULE_CACHE   cache directory (default /var/cache/berth-molecule)
@@ -18,8 +25,16 @@
 # Why podman + runc: this machine has hybrid cgroups (v1 controllers plus
 # an empty v2 hierarchy), which crun refuses; runc boots systemd there, and
 # also on pure v2 hosts. Root lacks CAP_SYS_RESOURCE in some sandboxes, so
-# the container's rlimits are set no higher than the caller's hard limits.
+# the containers' rlimits are set below usual hard limits. Both are platform
+# options in config.yml (and in the fleet scenarios' platforms), which
+# Molecule applies by itself.
 set -euo pipefail
+
+image_only=
+if [ "${1:-}" = --image-only ]; then
+  image_only=1
+  shift
+fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -34,7 +49,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (rootful podman, mmdebstrap --mode=root)"
-command -v molecule >/dev/null || die "molecule not on PATH (activate the venv: .venv/bin)"
+[ -n "$image_only" ] || command -v molecule >/dev/null \
+  || die "molecule not on PATH (activate the venv: .venv/bin)"
 
 start=$(date +%s)
 
@@ -90,32 +106,25 @@ if ! podman image exists "$image"; then
   log "importing $tarball as $image"
   podman import --quiet --change 'CMD ["/sbin/init"]' \
     --change 'LABEL org.berth.molecule.key='"$key" "$tarball" "$image" >/dev/null
-  # Older images and root filesystems of this recipe are dead weight.
+  # Older images and root filesystems of this recipe are dead weight (the
+  # latest tag is moved below, not removed).
   podman images --format '{{.Repository}}:{{.Tag}}' \
-    | grep '^localhost/berth-molecule:' | grep -v ":$key\$" \
+    | grep '^localhost/berth-molecule:' | grep -v -e ":$key\$" -e ':latest$' \
     | xargs -r podman rmi >/dev/null 2>&1 || true
   find "$cache" -maxdepth 1 -name 'rootfs-*.tar' ! -name "rootfs-$key.tar" -delete
 fi
+# The stable name for `molecule test` on its own (config.yml's default).
+podman tag "$image" localhost/berth-molecule:latest
 flock -u 9
+if [ -n "$image_only" ]; then
+  log "image $image (localhost/berth-molecule:latest) ready in $(( $(date +%s) - start ))s"
+  exit 0
+fi
+# This run pins the exact build, should another run move :latest meanwhile.
 export BERTH_MOLECULE_IMAGE=$image
 
-# podman settings for the scenario containers, through CONTAINERS_CONF so
-# the host's own configuration is left alone.
-hard_nofile=$(ulimit -Hn); hard_nproc=$(ulimit -Hu)
-[ "$hard_nofile" = unlimited ] || [ "$hard_nofile" -gt 65536 ] && hard_nofile=65536
-[ "$hard_nproc" = unlimited ] || [ "$hard_nproc" -gt 4096 ] && hard_nproc=4096
-export CONTAINERS_CONF=$cache/containers.conf
-cat > "$CONTAINERS_CONF" <<EOF
-[containers]
-default_ulimits = ["nofile=$hard_nofile:$hard_nofile", "nproc=$hard_nproc:$hard_nproc"]
-[engine]
-runtime = "runc"
-EOF
-
-# --- 3. collection on the collections path ---------------------------------
-workdir=$(mktemp -d /tmp/berth-molecule.XXXXXX)
+# --- 3. scenarios ----------------------------------------------------------
 scenarios=()
-trap 'rm -rf "$workdir"' EXIT
 cleanup() {
   # Only the containers of the scenarios this run started (berth-<scenario>-N),
   # in case one was interrupted: another run may be using other scenarios.
@@ -124,24 +133,8 @@ cleanup() {
     podman ps -a --filter label=owner=molecule --format '{{.Names}}' \
       | grep -E "^berth-${s}-[0-9]+\$" | xargs -r podman rm -f >/dev/null 2>&1 || true
   done
-  rm -rf "$workdir"
 }
 
-found=
-IFS=: read -r -a cpaths <<<"${ANSIBLE_COLLECTIONS_PATH:-}"
-for p in "${cpaths[@]}"; do
-  [ -n "$p" ] && [ -e "$p/ansible_collections/berth/ports/roles" ] && found=$p && break
-done
-if [ -z "$found" ]; then
-  mkdir -p "$workdir/collections/ansible_collections/berth"
-  ln -s "$root" "$workdir/collections/ansible_collections/berth/ports"
-  export ANSIBLE_COLLECTIONS_PATH=$workdir/collections${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}
-  log "using the work tree as berth.ports ($root)"
-else
-  log "using berth.ports from $found"
-fi
-
-# --- 4. scenarios ----------------------------------------------------------
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
@@ -150,12 +143,15 @@ fi
 
 trap cleanup EXIT
 
-cd "$here/.."   # extensions/: Molecule finds molecule/<scenario>/molecule.yml
+# The collection root: Molecule finds extensions/molecule/<scenario>/ and
+# extensions/molecule/config.yml by itself; dependency.sh (each scenario's
+# first step) puts this work tree on the collections path.
+cd "$root"
 failed=()
 for s in "${scenarios[@]}"; do
   log "scenario $s"
   t0=$(date +%s)
-  if MOLECULE_SCENARIO_NAME=$s molecule --base-config molecule/config.yml test -s "$s"; then
+  if molecule test -s "$s"; then
     log "scenario $s passed in $(( $(date +%s) - t0 ))s"
   else
     log "scenario $s FAILED after $(( $(date +%s) - t0 ))s"

@@ -34,7 +34,7 @@ RUN := env PATH="$(VBIN):$$PATH" VIRTUAL_ENV="$(VENV)" \
 
 header = @printf '\n==== %s ====\n' "$(1)"
 
-.PHONY: help venv collection demo unit artifact sanity units integration molecule lint test clean bench matrix mutation
+.PHONY: help venv collection demo unit artifact sanity units integration molecule lint nox test clean bench matrix mutation
 
 help:
 	@echo 'berth.ports harness:'
@@ -48,6 +48,7 @@ help:
 	@echo '  make integration  ansible-test integration --allow-destructive (local, root)'
 	@echo '  make matrix       sanity, units, integration on every supported ansible-core and Python'
 	@echo '  make lint         ansible-lint over the whole repository (.ansible-lint: production profile)'
+	@echo '  make nox          antsibull-nox sessions: lint, ansible-lint, changelog-lint, docs-check, extra-checks, build-import-check'
 	@echo '  make docs         antsibull-docs lint and the docsite build, failing on any warning'
 	@echo '  make molecule     extensions/molecule/run.sh'
 	@echo '  make test         all of the above (demo as a smoke test)'
@@ -174,6 +175,20 @@ lint: collection
 	$(call header,lint: ansible-lint (whole repository, .ansible-lint))
 	cd $(ROOT) && $(RUN) ansible-lint
 
+# ---------------------------------------------------------------- nox
+# antsibull-nox's sessions (antsibull-nox.toml, noxfile.py), run by the venv's
+# nox; each session has a venv of its own under .nox/, kept between runs
+# (--reuse-venv=yes still installs what changed). NOX_SESSIONS="docs-check"
+# runs fewer. ansible-test stays in make (sanity, units, integration,
+# matrix): antsibull-nox runs it in containers only (CONTRIBUTING.md,
+# "Harness").
+NOX_SESSIONS ?= lint ansible-lint changelog-lint docs-check extra-checks build-import-check
+
+nox: venv
+	$(call header,nox: $(NOX_SESSIONS))
+	cd $(ROOT) && env PATH="$(VBIN):$$PATH" ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1 \
+		nox --reuse-venv=yes --no-color -e $(NOX_SESSIONS)
+
 # --------------------------------------------------------------- docs
 # The collection's docs as antsibull-docs sees them (plugin docs, extra docs
 # under docs/docsite, links) and the docsite built from them with Sphinx;
@@ -201,7 +216,8 @@ molecule: collection
 # --------------------------------------------------------------- test
 # Each step runs even when an earlier one failed; the target fails if any did.
 # demo is the smoke test of the main job: it allocates into demo/ports.db.
-TEST_STEPS := unit artifact sanity units demo integration matrix lint docs molecule
+# nox runs ansible-lint (what `make lint` runs) among antsibull-nox's sessions.
+TEST_STEPS := unit artifact sanity units demo integration matrix nox docs molecule
 
 test: collection
 	@failed=""; \
@@ -240,5 +256,5 @@ mutation: venv $(MUTATION_STAMP)
 
 # -------------------------------------------------------------- clean
 clean:
-	rm -rf $(VENV) $(ROOT)/.build $(ROOT)/demo $(ROOT)/tests/output $(ROOT)/.pytest_cache $(ROOT)/.hypothesis
+	rm -rf $(VENV) $(ROOT)/.build $(ROOT)/.nox $(ROOT)/demo $(ROOT)/tests/output $(ROOT)/.pytest_cache $(ROOT)/.hypothesis
 	find $(ROOT) -name __pycache__ -type d -prune -exec rm -rf {} +

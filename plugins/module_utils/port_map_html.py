@@ -19,7 +19,7 @@ allocation or listener per row, sortable by any column.
 from __future__ import annotations
 
 import html
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.port_map import Mark, MapRow, PortMap, Segment, port_map_summary
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
@@ -240,8 +240,11 @@ def _table(port_map: PortMap) -> str:
     out = ['<div class="wrap"><table id="facts"><thead><tr>']
     out.extend('<th data-type="%s">%s</th>' % (kind, name) for name, kind in head)
     out.append("</tr></thead><tbody>")
-    for (what, fact), line in sorted(lines.items(), key=lambda item: (item[0][1].proto, item[0][1].port if item[0][0] == "m"
-                                                                       else item[0][1].first, item[0][0])):
+    def table_order(item: Tuple[Any, Any]) -> Tuple[Any, ...]:
+        what, fact = item[0]
+        return (fact.proto, fact.port if what == "m" else fact.first, what)
+
+    for (what, fact), line in sorted(lines.items(), key=table_order):
         hosts = sorted(line["hosts"])
         names = '<td class="hosts" title="%s">%s</td>' % (_e(_hosts_text(hosts)), _e(_hosts_text(hosts, 2)))
         rows = " ".join('<a href="#r%d">%d</a>' % (i, i + 1) for i in line["rows"][:12]) + (

@@ -268,4 +268,3 @@ def main(argv: Optional[List[str]] = None, err: TextIO = sys.stderr) -> int:
         err.write("berth-ports-metrics: %s\n" % error)
         return 1
     return 0
-

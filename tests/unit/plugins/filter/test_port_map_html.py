@@ -15,8 +15,8 @@ from ansible_collections.berth.ports.tests.unit.plugins.module_utils.port_map_fl
 SURVEYS = {
     "web1": survey([allocation("web", 25031, 25034)]),
     "web2": survey([allocation("web", 25031, 25034)]),
-    "web3": survey([allocation("web", 25100)], [{"type": "unallocated", "proto": "tcp", "port": 25500, "pid": 1,
-                                                  "unit": "stray.service", "owner": None}]),
+    "web3": survey([allocation("web", 25100)],
+                   [{"type": "unallocated", "proto": "tcp", "port": 25500, "pid": 1, "unit": "stray.service", "owner": None}]),
     "down": {},
 }
 

@@ -240,6 +240,7 @@ def _table(port_map: PortMap) -> str:
     out = ['<div class="wrap"><table id="facts"><thead><tr>']
     out.extend('<th data-type="%s">%s</th>' % (kind, name) for name, kind in head)
     out.append("</tr></thead><tbody>")
+
     def table_order(item: Tuple[Any, Any]) -> Tuple[Any, ...]:
         what, fact = item[0]
         return (fact.proto, fact.port if what == "m" else fact.first, what)

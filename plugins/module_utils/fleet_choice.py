@@ -27,24 +27,20 @@ order of a dict. Nothing here imports Ansible: the filter plugin
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import first_fit, largest_run
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import (
-    MAX_PORT,
-    MIN_PORT,
     PortRange,
     free_runs,
     merge,
 )
 from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import DeclaredEntry, build_declaration
+from ansible_collections.berth.ports.plugins.module_utils.rendered_values import DIGITS_RE, as_int, as_port
 from ansible_collections.berth.ports.plugins.module_utils.request import Settings, build_settings, validate_proto
 
 FALLBACKS = ("fail", "local")
-
-_DIGITS_RE = re.compile(r"[0-9]+")
 
 Key = Tuple[str, str]  # (owner, proto)
 
@@ -93,24 +89,6 @@ class Settled(NamedTuple):
 # ------------------------------------------------------------------ input
 
 
-def _as_int(value: object, what: str) -> int:
-    """An int, or a string of digits as Jinja may render one; nothing else."""
-    if isinstance(value, bool):
-        raise PortsError("%s %r is not an integer" % (what, value))
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
-        return int(value.strip())
-    raise PortsError("%s %r is not an integer" % (what, value))
-
-
-def _as_port(value: object, what: str) -> int:
-    port = _as_int(value, what)
-    if not MIN_PORT <= port <= MAX_PORT:
-        raise PortsError("%s %d is outside %d-%d" % (what, port, MIN_PORT, MAX_PORT))
-    return port
-
-
 def _as_list(value: object, what: str) -> Sequence[object]:
     if isinstance(value, (list, tuple)):
         return value
@@ -124,7 +102,7 @@ def _numbers_from_jinja(raw: object) -> object:
     entry = dict(raw)
     for name in ("count", "port"):
         value = entry.get(name)
-        if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
+        if isinstance(value, str) and DIGITS_RE.fullmatch(value.strip()):
             entry[name] = int(value.strip())
     return entry
 
@@ -133,7 +111,7 @@ def _optional_int(value: object) -> Optional[int]:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return _as_int(value, "pid")
+        return as_int(value, "pid")
     except PortsError:
         return None
 
@@ -157,8 +135,8 @@ def _read_survey(host: str, survey: object) -> Tuple[Tuple[Row, ...], Tuple[List
             raise PortsError("%s: allocation %r has no owner" % (where, dict(raw)))
         try:
             proto = validate_proto(raw.get("proto"))
-            first = _as_port(raw.get("first"), "first port")
-            last = _as_port(raw.get("last"), "last port")
+            first = as_port(raw.get("first"), "first port")
+            last = as_port(raw.get("last"), "last port")
         except PortsError as exc:
             raise PortsError("%s: allocation of owner %s: %s" % (where, owner, exc)) from exc
         if first > last:
@@ -173,7 +151,7 @@ def _read_survey(host: str, survey: object) -> Tuple[Tuple[Row, ...], Tuple[List
             continue  # on ports some row already holds: the rows block them
         try:
             proto = validate_proto(raw.get("proto"))
-            port = _as_port(raw.get("port"), "port")
+            port = as_port(raw.get("port"), "port")
         except PortsError as exc:
             raise PortsError("%s: unallocated listener: %s" % (where, exc)) from exc
         unit = raw.get("unit")

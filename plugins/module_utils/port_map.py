@@ -29,23 +29,19 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import (
-    MAX_PORT,
-    MIN_PORT,
     PortRange,
     free_runs,
     merge,
     parse_range,
 )
+from ansible_collections.berth.ports.plugins.module_utils.rendered_values import as_int, as_port
 from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS, validate_proto
 
 CONFLICT_TYPES = ("unallocated", "foreign_listener", "in_use")
-
-_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 class Holding(NamedTuple):
@@ -182,30 +178,13 @@ def owner_color(owner: str) -> str:
 # ------------------------------------------------------------------ input
 
 
-def _as_int(value: object, what: str) -> int:
-    if isinstance(value, bool):
-        raise PortsError("%s %r is not an integer" % (what, value))
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, str) and _DIGITS_RE.fullmatch(value.strip()):
-        return int(value.strip())
-    raise PortsError("%s %r is not an integer" % (what, value))
-
-
-def _as_port(value: object, what: str) -> int:
-    port = _as_int(value, what)
-    if not MIN_PORT <= port <= MAX_PORT:
-        raise PortsError("%s %d is outside %d-%d" % (what, port, MIN_PORT, MAX_PORT))
-    return port
-
-
 def _optional_text(value: object) -> Optional[str]:
     return None if value is None or value == "" else str(value)
 
 
 def _optional_pid(value: object) -> Optional[int]:
     try:
-        return None if value is None else _as_int(value, "pid")
+        return None if value is None else as_int(value, "pid")
     except PortsError:
         return None
 
@@ -238,8 +217,8 @@ def _read_host(name: str, survey: Mapping[str, Any]) -> _Host:
             raise PortsError("%s: allocation %r has no owner" % (where, dict(raw)))
         try:
             proto = validate_proto(raw.get("proto"))
-            first = _as_port(raw.get("first"), "first port")
-            last = _as_port(raw.get("last"), "last port")
+            first = as_port(raw.get("first"), "first port")
+            last = as_port(raw.get("last"), "last port")
         except PortsError as exc:
             raise PortsError("%s: allocation of owner %s: %s" % (where, owner, exc)) from exc
         if first > last:
@@ -262,7 +241,7 @@ def _read_host(name: str, survey: Mapping[str, Any]) -> _Host:
             raise PortsError("%s: conflict type %r is not one of %s" % (where, kind, ", ".join(CONFLICT_TYPES)))
         try:
             proto = validate_proto(raw.get("proto"))
-            port = _as_port(raw.get("port"), "port")
+            port = as_port(raw.get("port"), "port")
         except PortsError as exc:
             raise PortsError("%s: %s listener: %s" % (where, kind, exc)) from exc
         unit = _optional_text(raw.get("unit"))

@@ -37,7 +37,7 @@ from ansible_collections.berth.ports.plugins.module_utils.port_range import (
     merge,
 )
 from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import DeclaredEntry, build_declaration
-from ansible_collections.berth.ports.plugins.module_utils.rendered_values import DIGITS_RE, as_int, as_port
+from ansible_collections.berth.ports.plugins.module_utils.rendered_values import DIGITS_RE, as_int, as_port, survey_allocation
 from ansible_collections.berth.ports.plugins.module_utils.request import Settings, build_settings, validate_proto
 
 FALLBACKS = ("fail", "local")
@@ -128,20 +128,8 @@ def _read_survey(host: str, survey: object) -> Tuple[Tuple[Row, ...], Tuple[List
         raise PortsError("%s has no allocations; register berth.ports.port_info's result" % where)
     rows = []  # type: List[Row]
     for raw in _as_list(survey["allocations"], "%s allocations" % where):
-        if not isinstance(raw, Mapping):
-            raise PortsError("%s: allocation %r is not a dict" % (where, raw))
-        owner = raw.get("owner")
-        if not isinstance(owner, str) or not owner:
-            raise PortsError("%s: allocation %r has no owner" % (where, dict(raw)))
-        try:
-            proto = validate_proto(raw.get("proto"))
-            first = as_port(raw.get("first"), "first port")
-            last = as_port(raw.get("last"), "last port")
-        except PortsError as exc:
-            raise PortsError("%s: allocation of owner %s: %s" % (where, owner, exc)) from exc
-        if first > last:
-            raise PortsError("%s: allocation of owner %s/%s is inverted: %d-%d" % (where, owner, proto, first, last))
-        rows.append(Row(str(owner), proto, PortRange(first, last), bool(raw.get("shared"))))
+        held = survey_allocation(raw, where)
+        rows.append(Row(held.owner, held.proto, PortRange(held.first, held.last), held.shared))
     listeners = []  # type: List[Listener]
     conflicts = survey.get("conflicts")
     for raw in _as_list([] if conflicts is None else conflicts, "%s conflicts" % where):

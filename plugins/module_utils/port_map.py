@@ -38,7 +38,7 @@ from ansible_collections.berth.ports.plugins.module_utils.port_range import (
     merge,
     parse_range,
 )
-from ansible_collections.berth.ports.plugins.module_utils.rendered_values import as_int, as_port
+from ansible_collections.berth.ports.plugins.module_utils.rendered_values import as_int, as_port, survey_allocation
 from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS, validate_proto
 
 CONFLICT_TYPES = ("unallocated", "foreign_listener", "in_use")
@@ -210,22 +210,10 @@ def _read_host(name: str, survey: Mapping[str, Any]) -> _Host:
         raise PortsError("%s: allocations is not a list: %r" % (where, raw_rows))
     holdings = []  # type: List[Tuple[Holding, str]]
     for raw in raw_rows:
-        if not isinstance(raw, Mapping):
-            raise PortsError("%s: allocation %r is not a dict" % (where, raw))
-        owner = raw.get("owner")
-        if not isinstance(owner, str) or not owner:
-            raise PortsError("%s: allocation %r has no owner" % (where, dict(raw)))
-        try:
-            proto = validate_proto(raw.get("proto"))
-            first = as_port(raw.get("first"), "first port")
-            last = as_port(raw.get("last"), "last port")
-        except PortsError as exc:
-            raise PortsError("%s: allocation of owner %s: %s" % (where, owner, exc)) from exc
-        if first > last:
-            raise PortsError("%s: allocation of owner %s/%s is inverted: %d-%d" % (where, owner, proto, first, last))
+        held = survey_allocation(raw, where)
         kind = str(raw.get("kind") or "dynamic")
         created = str(raw.get("created") or "")
-        holdings.append((Holding(owner, proto, first, last, bool(raw.get("shared")), kind), created))
+        holdings.append((Holding(held.owner, held.proto, held.first, held.last, held.shared, kind), created))
     marks = []  # type: List[Mark]
     strays = []  # type: List[Stray]
     raw_conflicts = survey.get("conflicts")

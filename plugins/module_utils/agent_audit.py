@@ -51,6 +51,7 @@ _OWN_WORDS = {
 # syslog priorities: informational for what was allowed, notice for refusals.
 _PRIORITY = {ALLOWED: "6", REFUSED: "5"}
 _MAX_DETAIL = 300
+_SEND_TIMEOUT = 0.5
 _MAX_COUNT = 65535
 # A flood of refused connections must not drown the trail (journald drops a
 # unit's messages past its rate limit): one "busy" entry per uid per window.
@@ -208,8 +209,10 @@ class AuditLog:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                # A stalled journald must not stall the workers waiting on this lock.
+                self._sock.settimeout(_SEND_TIMEOUT)
             self._sock.sendto(encode_journal_entry(fields), self.journal_socket)
             return True
         except OSError:
-            # journald restarting, or an entry too big for one datagram: say it on stderr instead.
+            # journald restarting or stalled, or an entry too big for one datagram: say it on stderr instead.
             return False

@@ -16,7 +16,8 @@ through the same AgentService the daemon runs; ``--agent`` makes root use the
 socket too (``--direct`` asks for the database from anyone).
 
 Exit status: 0 done, 1 the allocator refused (exhaustion, conflict, bad
-database), 2 bad usage or request, 3 refused by the grants, 4 the agent is
+database), 2 bad usage or request, 3 refused by the grants (no grant, another
+owner, or past the grant's max_tcp_ports / max_udp_ports), 4 the agent is
 unreachable, busy, timed out or failed internally.
 """
 
@@ -35,18 +36,20 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import 
     CODE_BAD_REQUEST,
     CODE_FAILED,
     CODE_FORBIDDEN,
+    CODE_MAX_PORTS_EXCEEDED,
     DEFAULT_CONFIG_PATH,
     DEFAULT_GRANTS_PATH,
     DEFAULT_SOCKET_PATH,
     READ_TIMEOUT,
     AgentError,
 )
-from ansible_collections.berth.ports.plugins.module_utils.agent_server import DEFAULT_MAX_CLIENTS, run_daemon
+from ansible_collections.berth.ports.plugins.module_utils.agent_server import DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CLIENTS_PER_UID, run_daemon
 from ansible_collections.berth.ports.plugins.module_utils.agent_service import AgentService
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORBIDDEN, EXIT_AGENT = 0, 1, 2, 3, 4
-_EXIT_BY_CODE = {CODE_FAILED: EXIT_FAILED, CODE_BAD_REQUEST: EXIT_USAGE, CODE_FORBIDDEN: EXIT_FORBIDDEN, CODE_UNREACHABLE: EXIT_AGENT}
+_EXIT_BY_CODE = {CODE_FAILED: EXIT_FAILED, CODE_BAD_REQUEST: EXIT_USAGE, CODE_FORBIDDEN: EXIT_FORBIDDEN,
+                 CODE_MAX_PORTS_EXCEEDED: EXIT_FORBIDDEN, CODE_UNREACHABLE: EXIT_AGENT}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--grants", default=DEFAULT_GRANTS_PATH, help="grants file (default %(default)s)")
     serve.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="host settings (default %(default)s)")
     serve.add_argument("--db-path", help="database (default: the config's)")
-    serve.add_argument("--max-clients", type=int, default=DEFAULT_MAX_CLIENTS)
+    serve.add_argument("--max-clients", type=int, default=DEFAULT_MAX_CLIENTS, help="requests served at once (default %(default)s)")
+    serve.add_argument("--max-clients-per-uid", type=int, default=DEFAULT_MAX_CLIENTS_PER_UID,
+                       help="requests of one caller uid served at once (default %(default)s)")
     serve.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
     serve.add_argument("--insecure-grants", action="store_true", help=argparse.SUPPRESS)
 
@@ -134,10 +139,11 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.db_path:
         config = config._replace(db_path=args.db_path)
-    if args.max_clients < 1 or args.read_timeout <= 0:
-        raise AgentError("--max-clients must be at least 1 and --read-timeout positive", CODE_BAD_REQUEST)
+    if args.max_clients < 1 or args.max_clients_per_uid < 1 or args.read_timeout <= 0:
+        raise AgentError("--max-clients and --max-clients-per-uid must be at least 1 and --read-timeout positive", CODE_BAD_REQUEST)
     grants = GrantsTable(args.grants, require_root_owned=not args.insecure_grants)
-    return run_daemon(AgentService(config), grants, args.socket, args.max_clients, args.read_timeout)
+    return run_daemon(AgentService(config), grants, args.socket, args.max_clients, args.read_timeout,
+                      max_clients_per_uid=args.max_clients_per_uid)
 
 
 def _check_grants(args: argparse.Namespace, out: TextIO) -> int:

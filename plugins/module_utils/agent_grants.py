@@ -6,7 +6,7 @@ The grants file (default ``/etc/berth/grants.json``, root-owned, not writable
 by group or others, written by the ``berth.ports.ports_agent`` role)::
 
     {"version": 1, "grants": [
-      {"user": "svc1", "label": "node:portsadm", "owner": "svc1"},
+      {"user": "svc1", "label": "node:portsadm", "owner": "svc1", "max_tcp_ports": 4},
       {"uid": 1002, "label": "node:fwadm,portsadm", "owner": "mod2"},
       {"user": "ns-agent", "role": "admin"}
     ]}
@@ -18,6 +18,11 @@ by group or others, written by the ``berth.ports.ports_agent`` role)::
   defaults to ``user``).
 * ``role: admin`` (instead of ``label``): the cluster agent; it may manage any
   owner. uid 0 is always admin: it can write the database anyway.
+* ``max_tcp_ports`` / ``max_udp_ports`` (optional, integers >= 0): NethServer
+  8's port demand. The most ports of that proto the owner may hold after a
+  request through the agent, its kept (``keep_existing``) ranges counted; a
+  request past it is refused as ``max_ports_exceeded`` and nothing changes.
+  Absent means no cap; on an admin grant they cap every owner it acts on.
 
 One grant per user or uid. A caller with no grant is refused.
 """
@@ -43,6 +48,9 @@ ROLE_ADMIN = "admin"
 LABELS = ("node:portsadm", "node:fwadm,portsadm", "node:tunadm,portsadm")
 
 GRANTS_VERSION = 1
+# The grant keys that cap an owner's holding, by proto.
+LIMIT_KEYS = {"tcp": "max_tcp_ports", "udp": "max_udp_ports"}
+_MAX_PORT_COUNT = 65535
 _MAX_GRANTS_BYTES = 1024 * 1024
 
 
@@ -56,12 +64,19 @@ class Grant(NamedTuple):
     user: Optional[str] = None
     uid: Optional[int] = None
     label: Optional[str] = None
+    max_tcp_ports: Optional[int] = None
+    max_udp_ports: Optional[int] = None
+
+    def max_ports(self, proto: str) -> Optional[int]:
+        """The cap on the owner's ``proto`` ports; None when the grant sets none."""
+        return self.max_tcp_ports if proto == "tcp" else self.max_udp_ports if proto == "udp" else None
 
     def describe(self) -> str:
         who = "user %s" % self.user if self.user is not None else "uid %d" % (self.uid or 0)
-        if self.role == ROLE_ADMIN:
-            return "%s: admin" % who
-        return "%s: %s for owner %s" % (who, self.label, self.owner)
+        what = "admin" if self.role == ROLE_ADMIN else "%s for owner %s" % (self.label, self.owner)
+        caps = ["%s %d" % (LIMIT_KEYS[proto], cap) for proto, cap in (("tcp", self.max_tcp_ports), ("udp", self.max_udp_ports))
+                if cap is not None]
+        return "%s: %s%s" % (who, what, " (%s)" % ", ".join(caps) if caps else "")
 
 
 class Identity(NamedTuple):
@@ -85,7 +100,7 @@ def parse_grant(entry: Any, where: str = "grant") -> Grant:
     """One grant as written in the file or the role's inventory; GrantsError when malformed."""
     if not isinstance(entry, dict):
         raise GrantsError("%s is not a mapping" % where)
-    unknown = sorted(set(entry) - {"user", "uid", "label", "role", "owner"})
+    unknown = sorted(set(entry) - {"user", "uid", "label", "role", "owner"} - set(LIMIT_KEYS.values()))
     if unknown:
         raise GrantsError("%s has unknown keys: %s" % (where, ", ".join(str(k) for k in unknown)))
     user, uid = entry.get("user"), entry.get("uid")
@@ -99,12 +114,18 @@ def parse_grant(entry: Any, where: str = "grant") -> Grant:
     if (label is None) == (role is None):
         raise GrantsError("%s needs exactly one of label (%s) or role: admin" % (where, " | ".join(LABELS)))
     who = "user %s" % user if user is not None else "uid %s" % uid
+    caps = {}  # type: Dict[str, Optional[int]]
+    for key in LIMIT_KEYS.values():
+        cap = entry.get(key)
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0 or cap > _MAX_PORT_COUNT):
+            raise GrantsError("%s (%s): %s %r is not a number of ports (0-%d)" % (where, who, key, cap, _MAX_PORT_COUNT))
+        caps[key] = cap
     if role is not None:
         if role != ROLE_ADMIN:
             raise GrantsError("%s (%s): role %r is not admin (use label for portsadm)" % (where, who, role))
         if entry.get("owner") is not None:
             raise GrantsError("%s (%s): role admin manages every owner and takes no owner" % (where, who))
-        return Grant(ROLE_ADMIN, None, user=user, uid=uid)
+        return Grant(ROLE_ADMIN, None, user=user, uid=uid, **caps)
     if label not in LABELS:
         raise GrantsError("%s (%s): label %r is not one of %s" % (where, who, label, ", ".join(LABELS)))
     owner = entry.get("owner")
@@ -116,7 +137,7 @@ def parse_grant(entry: Any, where: str = "grant") -> Grant:
         owner = validate_owner(owner)
     except PortsError as exc:
         raise GrantsError("%s (%s): %s" % (where, who, exc))
-    return Grant(ROLE_PORTSADM, owner, user=user, uid=uid, label=label)
+    return Grant(ROLE_PORTSADM, owner, user=user, uid=uid, label=label, **caps)
 
 
 def parse_grants(data: Any) -> Tuple[Grant, ...]:

@@ -23,8 +23,11 @@ Answers::
 
 Error codes: ``bad_request`` (not one JSON object, wrong types, unknown op or
 key), ``too_large``, ``timeout`` (no complete line within the read timeout),
-``busy`` (every worker slot taken; retry), ``forbidden`` (the caller's grant
-does not allow it), ``failed`` (the allocator refused: exhaustion, conflict,
+``busy`` (every worker slot taken, or the caller's uid has as many requests
+in progress as one uid may; retry), ``forbidden`` (the caller's grant does
+not allow it), ``max_ports_exceeded`` (the owner would hold more ports than
+its grant's ``max_tcp_ports`` / ``max_udp_ports``; NethServer 8's name),
+``failed`` (the allocator refused: exhaustion, conflict,
 a bad database), ``internal`` (a bug; the daemon keeps serving).
 """
 
@@ -58,11 +61,21 @@ _KEYS = {
     "whoami": {},
 }
 
+# What a request means by the keys it leaves out (the daemon, root's direct
+# calls and the audit trail read requests through with_defaults).
+_DEFAULTS = {
+    "allocate": {"owner": None, "proto": "tcp", "count": 1, "keep_existing": False, "port": None, "shared": False},
+    "deallocate": {"owner": None, "proto": "tcp"},
+    "list": {"owner": None, "proto": "all"},
+    "whoami": {},
+}  # type: Dict[str, Dict[str, Any]]
+
 CODE_BAD_REQUEST = "bad_request"
 CODE_TOO_LARGE = "too_large"
 CODE_TIMEOUT = "timeout"
 CODE_BUSY = "busy"
 CODE_FORBIDDEN = "forbidden"
+CODE_MAX_PORTS_EXCEEDED = "max_ports_exceeded"
 CODE_FAILED = "failed"
 CODE_INTERNAL = "internal"
 
@@ -102,6 +115,13 @@ def decode_request(line: bytes) -> Dict[str, Any]:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise AgentError("op %s: %s has the wrong type" % (op, key), CODE_BAD_REQUEST)
     return data
+
+
+def with_defaults(request: Dict[str, Any]) -> Dict[str, Any]:
+    """A decoded request with every key its op takes, the left-out ones at their defaults."""
+    full = dict(_DEFAULTS[request["op"]])
+    full.update(request)
+    return full
 
 
 def encode_request(request: Dict[str, Any]) -> bytes:

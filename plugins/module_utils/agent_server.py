@@ -5,12 +5,14 @@
 It takes its listening socket from systemd (socket activation, Accept=no:
 LISTEN_PID/LISTEN_FDS, fd 3) or binds one itself (``--socket PATH``),
 identifies every caller with SO_PEERCRED, and serves each connection in a
-worker thread, at most ``max_clients`` at once; a connection beyond that is
-answered ``busy`` at once. A worker reads one request line within
+worker thread, at most ``max_clients`` at once and ``max_clients_per_uid`` for
+one caller uid, so that one local user cannot take every worker; a
+connection beyond either is answered ``busy`` at once. A worker reads one request line within
 ``read_timeout`` seconds (a deadline for the whole line, so trickling does not
 help) and at most ``max_request`` bytes, answers, and closes. Whatever a
 client sends or fails to send, it gets an error answer or is cut off; the
-daemon goes on serving.
+daemon goes on serving. Every decision goes to the audit trail once
+(agent_audit).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import GrantsError, GrantsTable
+from ansible_collections.berth.ports.plugins.module_utils.agent_audit import ALLOWED, REFUSED, AuditLog, Decision
+from ansible_collections.berth.ports.plugins.module_utils.agent_grants import GrantsError, GrantsTable, Identity
 from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
     CODE_BAD_REQUEST,
     CODE_BUSY,
@@ -40,11 +43,13 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import 
     decode_request,
     error_response,
     ok_response,
+    with_defaults,
 )
 from ansible_collections.berth.ports.plugins.module_utils.agent_service import AgentService
 
 SD_LISTEN_FDS_START = 3
 DEFAULT_MAX_CLIENTS = 32
+DEFAULT_MAX_CLIENTS_PER_UID = 4
 _SEND_TIMEOUT = 5.0
 
 Logger = Callable[[str], None]
@@ -132,6 +137,8 @@ class AgentServer:
         read_timeout: float = READ_TIMEOUT,
         max_request: int = MAX_REQUEST_BYTES,
         log: Logger = _stderr_log,
+        max_clients_per_uid: int = DEFAULT_MAX_CLIENTS_PER_UID,
+        audit: Optional[AuditLog] = None,
     ) -> None:
         self.listener = listener
         self.service = service
@@ -139,7 +146,13 @@ class AgentServer:
         self.read_timeout = read_timeout
         self.max_request = max_request
         self.log = log
+        self.audit = audit if audit is not None else AuditLog()
+        self.max_clients_per_uid = max_clients_per_uid
         self._slots = threading.BoundedSemaphore(max_clients)
+        # Connections in progress per caller uid: one local user flooding the
+        # socket gets max_clients_per_uid workers, never all of them.
+        self._per_uid = {}  # type: Dict[int, int]
+        self._per_uid_lock = threading.Lock()
         self._stop = threading.Event()
         self.served = 0
 
@@ -163,53 +176,71 @@ class AgentServer:
             self._dispatch(conn)
 
     def _dispatch(self, conn: socket.socket) -> None:
-        if not self._slots.acquire(blocking=False):
-            self._reply(conn, error_response(CODE_BUSY, "the agent is serving too many clients; retry"))
-            self._close(conn)
+        try:
+            pid, uid, _gid = caller = peer_credentials(conn)
+        except OSError:
+            self._close(conn)  # gone before we could ask who it was
             return
-        try:
-            threading.Thread(target=self._serve_client, args=(conn,), name="berth-agent-client", daemon=True).start()
-        except RuntimeError:
-            self._slots.release()
-            self._reply(conn, error_response(CODE_BUSY, "the agent cannot start a worker; retry"))
-            self._close(conn)
+        refusal = self._take_slot(uid)
+        if refusal is None:
+            try:
+                threading.Thread(target=self._serve_client, args=(conn, caller), name="berth-agent-client", daemon=True).start()
+                return
+            except RuntimeError:
+                self._give_back_slot(uid)
+                refusal = "the agent cannot start a worker; retry"
+        self.audit.record_busy(Decision(REFUSED, CODE_BUSY, None, uid, pid, detail=refusal))
+        self._reply(conn, error_response(CODE_BUSY, refusal))
+        self._close(conn)
 
-    def _serve_client(self, conn: socket.socket) -> None:
-        who = "pid ? uid ?"
-        op = "-"
+    def _take_slot(self, uid: int) -> Optional[str]:
+        """A worker slot for ``uid``, or why not: every slot is taken, or this uid holds its share."""
+        with self._per_uid_lock:
+            if not self._slots.acquire(blocking=False):
+                return "the agent is serving too many clients; retry"
+            held = self._per_uid.get(uid, 0)
+            if held >= self.max_clients_per_uid:
+                self._slots.release()
+                return "uid %d already has %d requests in progress (the most one uid may have); retry" % (uid, held)
+            self._per_uid[uid] = held + 1
+        return None
+
+    def _give_back_slot(self, uid: int) -> None:
+        with self._per_uid_lock:
+            held = self._per_uid.pop(uid, 1) - 1
+            if held > 0:
+                self._per_uid[uid] = held
+            self._slots.release()
+
+    def _serve_client(self, conn: socket.socket, caller: Tuple[int, int, int]) -> None:
+        pid, uid, gid = caller
+        request = None  # type: Optional[Dict[str, Any]]
+        identity = None  # type: Optional[Identity]
         try:
-            pid, uid, gid = peer_credentials(conn)
-            who = "pid %d uid %d" % (pid, uid)
             try:
                 request = decode_request(self._read_request(conn))
-                op = request["op"]
                 try:
                     identity = self.grants.identify(uid, gid, pid)
                 except GrantsError as exc:
                     raise AgentError("%s; every caller but root is refused until it is fixed" % exc, CODE_FORBIDDEN)
                 result = self.service.handle(request, identity)
             except AgentError as exc:
-                self.log("%s op %s owner %s: %s: %s" % (who, op, self._owner_of(locals()), exc.code, exc))
+                self.audit.record(_decision(REFUSED, exc.code, request, caller, identity, detail=str(exc)))
                 self._reply(conn, error_response(exc.code, str(exc)))
                 return
-            self.log("%s op %s owner %s: ok%s" % (who, op, result.get("owner") or "-", " (changed)" if result.get("changed") else ""))
+            self.audit.record(_decision(ALLOWED, None, request, caller, identity, result))
             self._reply(conn, ok_response(result))
         except _ClientGone:
-            self.log("%s op %s: client went away" % (who, op))
+            self.log("pid %d uid %d: client went away before sending a request" % (pid, uid))
         except Exception as exc:  # pylint: disable=broad-except
             # A bug must cost one connection, never the daemon.
-            self.log("%s op %s: internal error: %s\n%s" % (who, op, exc, traceback.format_exc()))
+            self.log("pid %d uid %d: internal error: %s\n%s" % (pid, uid, exc, traceback.format_exc()))
+            self.audit.record(_decision(REFUSED, CODE_INTERNAL, request, caller, identity))
             self._reply(conn, error_response(CODE_INTERNAL, "internal error in the agent: %s" % exc))
         finally:
             self.served += 1
             self._close(conn)
-            self._slots.release()
-
-    @staticmethod
-    def _owner_of(scope: dict) -> str:
-        request = scope.get("request")
-        owner = request.get("owner") if isinstance(request, dict) else None
-        return owner if isinstance(owner, str) and owner else "-"
+            self._give_back_slot(uid)
 
     def _read_request(self, conn: socket.socket) -> bytes:
         deadline = time.monotonic() + self.read_timeout
@@ -257,6 +288,30 @@ class AgentServer:
         conn.close()
 
 
+def _decision(decision: str, reason: Optional[str], request: Optional[Dict[str, Any]], caller: Tuple[int, int, int],
+              identity: Optional[Identity], result: Optional[Dict[str, Any]] = None, detail: str = "") -> Decision:
+    """The audit entry for one request: the caller, and what it asked as far as it was well formed."""
+    pid, uid, _gid = caller
+    asked = with_defaults(request) if request is not None else {}
+    result = result if result is not None else {}
+    # The owner asked for; a portsadm caller that names none acts on its grant's.
+    owner = result.get("owner") or asked.get("owner")
+    if owner is None and request is not None and identity is not None and identity.grant is not None:
+        owner = identity.grant.owner
+    return Decision(
+        decision,
+        reason,
+        asked.get("op"),
+        uid,
+        pid,
+        owner=owner,
+        proto=asked.get("proto"),
+        count=asked.get("count"),
+        changed=result.get("changed"),
+        detail=detail,
+    )
+
+
 class _ClientGone(Exception):
     """The client closed or reset the connection before sending anything useful."""
 
@@ -268,6 +323,7 @@ def run_daemon(
     max_clients: int = DEFAULT_MAX_CLIENTS,
     read_timeout: float = READ_TIMEOUT,
     log: Logger = _stderr_log,
+    max_clients_per_uid: int = DEFAULT_MAX_CLIENTS_PER_UID,
 ) -> int:
     """The daemon's main: systemd's socket when activated, else bind ``socket_path``."""
     listener = systemd_listener()
@@ -277,7 +333,8 @@ def run_daemon(
             raise AgentError("not socket-activated (no LISTEN_FDS for this pid) and no --socket given")
         listener = bind_unix(socket_path)
         bound = socket_path
-    server = AgentServer(listener, service, grants, max_clients=max_clients, read_timeout=read_timeout, log=log)
+    server = AgentServer(listener, service, grants, max_clients=max_clients, read_timeout=read_timeout, log=log,
+                         max_clients_per_uid=max_clients_per_uid, audit=AuditLog.for_environment())
 
     def _stop(_signum: int, _frame: object) -> None:
         server.stop()
@@ -289,8 +346,9 @@ def run_daemon(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _reload)
-    log("berth-ports agent serving %s (db %s, grants %s, max %d clients, read timeout %.1fs)" % (
-        bound or "the socket from systemd", service.config.db_path, grants.path, max_clients, read_timeout))
+    log("berth-ports agent serving %s (db %s, grants %s, max %d clients, %d per uid, read timeout %.1fs, audit to %s)" % (
+        bound or "the socket from systemd", service.config.db_path, grants.path, max_clients, max_clients_per_uid, read_timeout,
+        "the journal" if server.audit.journal_socket else "stderr"))
     try:
         server.serve_forever()
     finally:

@@ -15,11 +15,17 @@ from typing import Any, Dict, Optional
 
 from ansible_collections.berth.ports.plugins.module_utils.agent_config import AgentConfig
 from ansible_collections.berth.ports.plugins.module_utils.agent_grants import ROLE_ADMIN, Identity, authorize
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_FAILED, AgentError, request_owner
+from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
+    CODE_FAILED,
+    CODE_MAX_PORTS_EXCEEDED,
+    AgentError,
+    request_owner,
+    with_defaults,
+)
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_AGENT, owner_ranges
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate, deallocate
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded, PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
 from ansible_collections.berth.ports.plugins.module_utils.reporting import allocation_records, freed_records, selected_protos
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, validate_proto
@@ -34,6 +40,7 @@ class AgentService:
     def handle(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
         # Worker threads may call this at once: the store itself makes the
         # threads of one process take turns (SQLite's locks are per process).
+        request = with_defaults(request)
         op = request["op"]
         try:
             if op == "whoami":
@@ -45,6 +52,8 @@ class AgentService:
             return self._list(request, identity)
         except AgentError:
             raise
+        except PortLimitExceeded as exc:
+            raise AgentError(str(exc), CODE_MAX_PORTS_EXCEEDED)
         except PortsError as exc:
             raise AgentError(str(exc), CODE_FAILED)
         except (OSError, sqlite3.Error) as exc:
@@ -68,25 +77,27 @@ class AgentService:
         settings = self.config.settings
         wanted = build_allocation_request(
             owner,
-            request.get("proto", "tcp"),
-            request.get("count", 1),
-            request.get("port"),
-            request.get("shared", False),
-            request.get("keep_existing", False),
+            request["proto"],
+            request["count"],
+            request["port"],
+            request["shared"],
+            request["keep_existing"],
             settings,
         )
-        outcome = allocate(self.config.store, wanted, settings, origin=ORIGIN_AGENT)
+        # The grant's demand caps what its owner may hold (root's grant sets none).
+        cap = identity.grant.max_ports(wanted.proto) if identity.grant is not None else None
+        outcome = allocate(self.config.store, wanted, settings, origin=ORIGIN_AGENT, max_ports=cap)
         result = {"changed": outcome.changed}  # type: Dict[str, Any]
         result.update(outcome.after.as_dict())
         return result
 
     def _deallocate(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
         owner = authorize(identity, request_owner(request), "deallocate")
-        outcome = deallocate(self.config.store, owner, proto=request.get("proto", "tcp"))
+        outcome = deallocate(self.config.store, owner, proto=request["proto"])
         return {"changed": outcome.changed, "owner": owner, "deallocated": freed_records(outcome.freed)}
 
     def _list(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
-        proto = validate_proto(request.get("proto", "all"), allow_all=True)
+        proto = validate_proto(request["proto"], allow_all=True)
         asked = request_owner(request)
         owner = None  # type: Optional[str]
         if not (identity.grant is not None and identity.grant.role == ROLE_ADMIN and asked is None):

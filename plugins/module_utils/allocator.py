@@ -21,7 +21,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
     plan_dynamic_indexed,
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, utc_now
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError, StoreError
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded, PortsError, StoreError
 from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, parse_port_list
@@ -99,6 +99,15 @@ def on_behalf_of(owner: str, protos: Sequence[str]) -> Iterator[None]:
         raise PortsError("owner %s (%s): %s" % (owner, ", ".join(protos), exc)) from exc
 
 
+def _check_port_limit(request: AllocationRequest, after: OwnerPorts, max_ports: int) -> None:
+    held = len(after.ports)
+    if held > max_ports:
+        raise PortLimitExceeded(
+            "owner %s (%s): the request would hold %d port%s, more than the %d allowed (max_%s_ports); nothing changed"
+            % (request.owner, request.proto, held, "" if held == 1 else "s", max_ports, request.proto)
+        )
+
+
 def allocate(
     store: AllocationStore,
     request: AllocationRequest,
@@ -106,8 +115,14 @@ def allocate(
     check_mode: bool = False,
     probe: ListeningProbe = listening_ports,
     origin: str = ORIGIN_LIBRARY,
+    max_ports: Optional[int] = None,
 ) -> Outcome:
-    """Serve ``request``; rows it adds record ``origin``, the kind of caller."""
+    """Serve ``request``; rows it adds record ``origin``, the kind of caller.
+
+    ``max_ports``: the most ports of the proto the owner may hold once the
+    request is served (its kept ranges counted); past it, PortLimitExceeded
+    and nothing is written.
+    """
     # Read the sockets before taking the lock: /proc can be slow on busy hosts
     # and nothing here depends on it being read under the lock.
     listening = probe(request.proto) if settings.skip_listening else set()
@@ -131,6 +146,10 @@ def allocate(
             rows = tx.rows(proto=request.proto)
             plan = plan_allocation(request, settings, rows, listening, now)
         plan = stamp_origin(plan, origin)
+        if max_ports is not None:
+            # Checked on the plan, inside the transaction: two requests of one
+            # owner racing each other cannot both pass on a stale count.
+            _check_port_limit(request, holdings(apply_plan(rows, plan), request.owner, request.proto), max_ports)
         if plan.changed and not check_mode:
             tx.apply(plan)
     return Outcome(

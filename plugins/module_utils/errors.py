@@ -23,3 +23,11 @@ class StoreError(PortsError):
 
     The message names the file; the allocator adds whose request it was.
     """
+
+
+class PortLimitExceeded(PortsError):
+    """The request would leave its owner holding more ports of a proto than it may.
+
+    Raised before anything is written; the agent answers it as NethServer 8's
+    ``max_ports_exceeded``.
+    """

@@ -36,7 +36,9 @@ import subprocess
 import sys
 import time
 
-PROBE = 'import sys; print(sys.prefix == sys.base_prefix and sys.executable or "")'
+# python_bin.py sits beside this script (sys.path[0] when run as a script):
+# one test of "a real interpreter, not a venv" for the harness.
+from python_bin import real_interpreter  # pylint: disable=import-error
 
 
 def log(msg):
@@ -46,17 +48,6 @@ def log(msg):
 
 def banner(msg):
     log('\n==== %s ====' % msg)
-
-
-def real_interpreter(path):
-    """Return the interpreter's own path when it runs and is no venv, else None."""
-    try:
-        out = subprocess.run([path, '-c', PROBE], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    exe = out.stdout.decode().strip()
-    return exe if out.returncode == 0 and exe else None
 
 
 FOUND = {}

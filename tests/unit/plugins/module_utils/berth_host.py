@@ -17,9 +17,9 @@ class Host:
         self.settings = build_settings(port_range, list(reserved), skip_listening)
         self.listening = {"tcp": set(), "udp": set()}
 
-    def allocate(self, owner, count=1, proto="tcp", check_mode=False, **kwargs):
+    def allocate(self, owner, count=1, proto="tcp", check_mode=False, max_ports=None, **kwargs):
         request = build_allocation_request(owner, proto, count, settings=self.settings, **kwargs)
-        return allocate(self.store, request, self.settings, check_mode, probe=lambda p: set(self.listening[p]))
+        return allocate(self.store, request, self.settings, check_mode, probe=lambda p: set(self.listening[p]), max_ports=max_ports)
 
     def ranges(self, owner, proto="tcp"):
         return [str(row.range) for row in load_rows(self.store, proto) if row.owner == owner]

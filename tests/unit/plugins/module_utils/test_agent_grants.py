@@ -48,10 +48,27 @@ def test_any_other_label_is_refused(label):
     ({"uid": True, "role": "admin"}, "not a uid"),
     ({"uid": -1, "role": "admin"}, "not a uid"),
     ({"user": "a:b", "role": "admin"}, "not a user name"),
+    ({"user": "a", "label": "node:portsadm", "max_tcp_ports": -1}, "max_tcp_ports -1 is not a number of ports"),
+    ({"user": "a", "label": "node:portsadm", "max_udp_ports": True}, "max_udp_ports True is not a number of ports"),
+    ({"user": "a", "label": "node:portsadm", "max_tcp_ports": "4"}, "max_tcp_ports '4' is not a number of ports"),
+    ({"user": "a", "label": "node:portsadm", "max_tcp_ports": 65536}, "max_tcp_ports 65536"),
+    ({"user": "a", "label": "node:portsadm", "max_sctp_ports": 1}, "unknown keys: max_sctp_ports"),
 ])
 def test_malformed_grants(entry, message):
     with pytest.raises(GrantsError, match=message):
         parse_grant(entry)
+
+
+def test_port_demand_caps_each_proto_on_its_own():
+    grant = parse_grant({"user": "svc1", "label": "node:portsadm", "max_tcp_ports": 4})
+    assert (grant.max_ports("tcp"), grant.max_ports("udp")) == (4, None)
+    assert grant.describe() == "user svc1: node:portsadm for owner svc1 (max_tcp_ports 4)"
+    zero = parse_grant({"uid": 7, "label": "node:portsadm", "owner": "m", "max_tcp_ports": 0, "max_udp_ports": 2})
+    assert (zero.max_ports("tcp"), zero.max_ports("udp")) == (0, 2)
+    # Uncapped unless it says so, admin included; an admin's cap applies to any owner it names.
+    assert parse_grant({"user": "ns", "role": "admin"}).max_ports("tcp") is None
+    capped_admin = parse_grant({"user": "ns", "role": "admin", "max_udp_ports": 3})
+    assert capped_admin.max_ports("udp") == 3 and capped_admin.describe() == "user ns: admin (max_udp_ports 3)"
 
 
 def test_admin_and_duplicates():

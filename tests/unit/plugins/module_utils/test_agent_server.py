@@ -8,10 +8,14 @@ name numeric uids.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import multiprocessing
 import os
+import select
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -33,13 +37,15 @@ from ansible_collections.berth.ports.plugins.module_utils.request import build_a
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="forks callers under other uids: needs root")
 
-SVC1, SVC2, ADMIN, NOBODY = 4101, 4102, 4103, 4104
+SVC1, SVC2, ADMIN, NOBODY, CAPPED, CAPPED_ADMIN = 4101, 4102, 4103, 4104, 4105, 4106
 GRANTS = {
     "version": 1,
     "grants": [
         {"uid": SVC1, "label": "node:portsadm", "owner": "svc1"},
         {"uid": SVC2, "label": "node:tunadm,portsadm", "owner": "svc2"},
         {"uid": ADMIN, "role": "admin"},
+        {"uid": CAPPED, "label": "node:portsadm", "owner": "capped", "max_tcp_ports": 4},
+        {"uid": CAPPED_ADMIN, "role": "admin", "max_udp_ports": 2},
     ],
 }
 READ_TIMEOUT = 1.0
@@ -52,7 +58,7 @@ CLI = "import sys; from ansible_collections.berth.ports.plugins.module_utils.age
 class Daemon:
     """A berth-ports agent subprocess with its own socket, grants and database."""
 
-    def __init__(self, workdir, activated=False, read_timeout=READ_TIMEOUT):
+    def __init__(self, workdir, activated=False, read_timeout=READ_TIMEOUT, per_uid=None):
         self.dir = workdir
         self.socket = os.path.join(workdir, "agent.sock")
         self.grants = os.path.join(workdir, "grants.json")
@@ -67,7 +73,10 @@ class Daemon:
         self.log = open(os.path.join(workdir, "agent.log"), "w+")
         args = ["serve", "--grants", self.grants, "--config", self.config,
                 "--max-clients", str(MAX_CLIENTS), "--read-timeout", str(read_timeout)]
+        if per_uid is not None:  # else the daemon's default (4)
+            args += ["--max-clients-per-uid", str(per_uid)]
         env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        env.pop("JOURNAL_STREAM", None)  # the audit trail goes to agent.log, where the tests read it
         if activated:
             # What systemd does for Accept=no: the listening socket as fd 3,
             # LISTEN_FDS=1 and LISTEN_PID naming the daemon's own pid.
@@ -362,8 +371,10 @@ def test_client_disconnecting_mid_request(daemon):
     assert "client went away" in daemon.logs()
 
 
-def test_many_clients_at_once_are_served_or_told_busy_never_lost(daemon):
+def test_many_clients_at_once_are_served_or_told_busy_never_lost(workdir):
     """50 callers at once against 8 workers: every one gets ports (retrying on busy), none twice."""
+    # Every caller here is root: the per-uid share is the whole daemon.
+    daemon = Daemon(workdir, per_uid=MAX_CLIENTS)
     results, errors = {}, []
 
     def call(i):
@@ -390,11 +401,13 @@ def test_many_clients_at_once_are_served_or_told_busy_never_lost(daemon):
     assert len(ports) == 100 and len(set(ports)) == 100
     assert len(daemon.rows()) == 50 and daemon.integrity() == "ok"
     assert_still_serving(daemon)
+    daemon.stop()
 
 
 def test_busy_answer_when_every_worker_is_taken(workdir):
-    # Hogs that outlast anything a loaded machine might make this test wait.
-    daemon = Daemon(workdir, read_timeout=30)
+    # Hogs that outlast anything a loaded machine might make this test wait;
+    # all of them root, so the per-uid share must not be what says busy.
+    daemon = Daemon(workdir, read_timeout=30, per_uid=MAX_CLIENTS)
     hogs = []
     for _slot in range(MAX_CLIENTS):
         hog = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -402,7 +415,7 @@ def test_busy_answer_when_every_worker_is_taken(workdir):
         hogs.append(hog)
     time.sleep(0.2)
     answer = raw_exchange(daemon.socket, b'{"op": "whoami"}\n')
-    assert answer["code"] == "busy"
+    assert answer["code"] == "busy" and "too many clients" in answer["error"]
     with pytest.raises(AgentError) as caught:
         AgentClient(daemon.socket, busy_retry=0).whoami()
     assert caught.value.code == "busy"
@@ -483,3 +496,194 @@ def test_sigterm_stops_cleanly(workdir):
     assert running.proc.wait(10) == 0
     assert not os.path.exists(running.socket)
     running.log.close()
+
+
+# -- NethServer 8's port demand: max_tcp_ports / max_udp_ports ---------------------------
+
+
+def held_ports(daemon, owner, proto="tcp"):
+    return sum(last - first + 1 for o, p, first, last in daemon.rows() if (o, p) == (owner, proto))
+
+
+def db_digest(daemon):
+    with open(daemon.db, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_demand_caps_what_the_owner_holds_kept_ranges_counted(daemon):
+    assert as_uid(CAPPED, lambda: client(daemon).allocate(3))[0] == "ok"
+    assert as_uid(CAPPED, lambda: client(daemon).allocate(1, keep_existing=True))[0] == "ok"
+    assert held_ports(daemon, "capped") == 4
+    before = db_digest(daemon)
+    for call in (lambda: client(daemon).allocate(1, keep_existing=True),  # 4 kept + 1
+                 lambda: client(daemon).allocate(5),  # in place of the 4: still past 4
+                 lambda: client(daemon).allocate(1, port=25500, keep_existing=True)):  # a static port counts too
+        got = as_uid(CAPPED, call)
+        assert got[:2] == ("error", "max_ports_exceeded"), got
+        assert "owner capped (tcp)" in got[2] and "more than the 4 allowed (max_tcp_ports)" in got[2] and "nothing changed" in got[2]
+    assert db_digest(daemon) == before
+    # Within the demand again: shrinking in place is allowed; UDP has no cap in this grant.
+    assert as_uid(CAPPED, lambda: client(daemon).allocate(2))[1]["ports"] == [25031, 25032]
+    assert len(as_uid(CAPPED, lambda: client(daemon).allocate(10, "udp"))[1]["ports"]) == 10
+
+
+def test_demand_refusal_exits_3_from_the_command(daemon):
+    from ansible_collections.berth.ports.plugins.module_utils.agent_cli import main
+
+    def run():
+        out, err = io.StringIO(), io.StringIO()
+        return [main(["allocate", "5", "tcp", "--agent", "--socket", daemon.socket], out=out, err=err), err.getvalue()]
+
+    code, err = as_uid(CAPPED, run)[1]
+    assert code == 3 and "max_tcp_ports" in err
+    assert daemon.rows() == []
+
+
+def test_admin_grants_are_capped_only_when_they_say_so(daemon):
+    assert as_uid(ADMIN, lambda: client(daemon).allocate(50, owner="capped"))[1]["owner"] == "capped"
+    refused = as_uid(CAPPED_ADMIN, lambda: client(daemon).allocate(3, "udp", owner="anyone"))
+    assert refused[:2] == ("error", "max_ports_exceeded") and "max_udp_ports" in refused[2]
+    assert len(as_uid(CAPPED_ADMIN, lambda: client(daemon).allocate(2, "udp", owner="anyone"))[1]["ports"]) == 2
+    assert len(as_uid(CAPPED_ADMIN, lambda: client(daemon).allocate(9, "tcp", owner="anyone"))[1]["ports"]) == 9
+    # The demand belongs to the caller's grant, not the owner: the capped
+    # owner's 50 ports stay, and root is never capped.
+    assert held_ports(daemon, "capped") == 50
+    assert len(client(daemon).allocate(20, "udp", owner="anyone")["ports"]) == 20
+
+
+def test_racing_requests_of_one_owner_cannot_pass_the_demand_together(daemon):
+    """Four keep_existing requests at once for an owner one port short of its demand: one wins."""
+    assert as_uid(CAPPED, lambda: client(daemon).allocate(3))[0] == "ok"
+
+    def race():
+        outcomes = []
+
+        def one():
+            try:
+                outcomes.append(client(daemon, busy_retry=10).allocate(1, keep_existing=True)["changed"])
+            except AgentError as exc:
+                outcomes.append(exc.code)
+
+        threads = [threading.Thread(target=one) for _racer in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        return sorted(str(outcome) for outcome in outcomes)
+
+    assert as_uid(CAPPED, race)[1] == ["True", "max_ports_exceeded", "max_ports_exceeded", "max_ports_exceeded"]
+    assert held_ports(daemon, "capped") == 4 and daemon.integrity() == "ok"
+
+
+# -- fairness: one uid cannot take every worker --------------------------------------------
+
+
+def start_as_uid(uid, func):
+    """Fork a child that runs ``func()`` as ``uid`` and exits; its pid."""
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            func()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def flood(path, seconds, width=40):
+    """Keep ``width`` connections open to the agent without ever sending a request,
+    opening a new one as soon as the agent answers or closes one."""
+    open_socks = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        while len(open_socks) < width:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(path)
+            except OSError:
+                sock.close()
+                break
+            open_socks.append(sock)
+        ready, _w, _x = select.select(open_socks, [], [], 0.05)
+        for sock in ready:
+            try:
+                sock.recv(65536)
+            except OSError:
+                pass
+            sock.close()
+            open_socks.remove(sock)
+
+
+def wait_for_log(daemon, text, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while text not in daemon.logs():
+        assert time.monotonic() < deadline, "no %r in the agent's log: %s" % (text, daemon.logs())
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("per_uid, fair", [(None, True), (MAX_CLIENTS, False)], ids=["per-uid cap 4", "no per-uid cap"])
+def test_a_flooding_uid_does_not_starve_another(workdir, per_uid, fair):
+    """svc1 holds as many connections open as it can; svc2 still gets its port at once.
+
+    With the per-uid share at the whole daemon (the control), the same flood
+    leaves svc2 nothing but "busy": the test can tell the two apart.
+    """
+    # The production read timeout: each silent connection holds its worker 5 s.
+    daemon = Daemon(workdir, read_timeout=5.0, per_uid=per_uid)
+    flooder = start_as_uid(SVC1, lambda: flood(daemon.socket, seconds=12))
+    try:
+        wait_for_log(daemon, "refused reason=busy uid=%d" % SVC1)  # svc1 holds every worker it may
+        started = time.monotonic()
+        got = as_uid(SVC2, lambda: client(daemon, busy_retry=0).allocate(1))
+        elapsed = time.monotonic() - started
+        if fair:
+            assert got[0] == "ok" and got[1]["owner"] == "svc2", got
+            assert elapsed < 5.0, "svc2 waited %.1fs behind svc1's flood" % elapsed
+            assert "uid %d already has 4 requests in progress" % SVC1 in daemon.logs()
+        else:
+            assert got[:2] == ("error", "busy") and "too many clients" in got[2], got
+    finally:
+        os.kill(flooder, signal.SIGKILL)
+        os.waitpid(flooder, 0)
+        daemon.stop()
+
+
+# -- the audit trail -------------------------------------------------------------------------
+
+
+def audit_lines(daemon):
+    return [line for line in daemon.logs().splitlines() if line.startswith(("allowed ", "refused "))]
+
+
+def test_each_decision_is_audited_once_with_who_and_what(daemon):
+    assert as_uid(SVC1, lambda: client(daemon).allocate(2))[0] == "ok"
+    assert as_uid(SVC2, lambda: client(daemon).allocate(4, owner="svc1"))[1] == "forbidden"
+    assert as_uid(CAPPED, lambda: client(daemon).allocate(7))[1] == "max_ports_exceeded"
+    lines = audit_lines(daemon)
+    assert len(lines) == 3, lines
+    allowed, forbidden, demand = lines
+    assert allowed.startswith("allowed op=allocate uid=%d pid=" % SVC1)
+    assert allowed.endswith(" owner=svc1 proto=tcp count=2 changed=1")
+    svc1_pid = int(allowed.split(" pid=")[1].split()[0])
+    assert svc1_pid > 1
+    assert forbidden.startswith("refused reason=forbidden op=allocate uid=%d pid=" % SVC2)
+    assert " owner=svc1 proto=tcp count=4: uid %d has node:tunadm,portsadm for owner svc2 only" % SVC2 in forbidden
+    assert demand.startswith("refused reason=max_ports_exceeded op=allocate uid=%d" % CAPPED)
+    assert " owner=capped proto=tcp count=7: " in demand
+
+
+def test_the_request_itself_never_reaches_the_audit_trail(daemon):
+    hostile = b'{"op": "allocate", "owner": "x\\nBERTH_DECISION=allowed SECRET", "count": 1}\n'
+    assert raw_exchange(daemon.socket, hostile)["code"] == "failed"
+    assert raw_exchange(daemon.socket, b'{"op": "allocate", "count": "SECRET"}\n')["code"] == "bad_request"
+    assert raw_exchange(daemon.socket, b"SECRET not json\n")["code"] == "bad_request"
+    assert raw_exchange(daemon.socket, b'{"op": "whoami", "x": "SECRET' + b"A" * 70000)["code"] == "too_large"
+    lines = audit_lines(daemon)
+    assert len(lines) == 4, lines
+    assert all(line.startswith("refused reason=") for line in lines)
+    assert " owner=(invalid) proto=tcp count=1:" in lines[0]
+    assert "SECRET" not in daemon.logs() and "BERTH_DECISION" not in daemon.logs()

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded, PortsError
 
 from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host
 
@@ -132,3 +132,31 @@ def test_reserved_ports_are_never_handed_out_dynamically(ops, reserved):
     for row in host.rows():
         assert row.kind == "dynamic"
         assert not reserved & set(range(row.first, row.last + 1))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(dynamic_op, static_op, free_op), min_size=1, max_size=25), st.integers(0, 8))
+def test_a_demand_cap_is_never_passed_and_refuses_only_what_would_pass_it(ops, cap):
+    """NethServer's max_ports: every call capped at ``cap`` ports per owner and proto."""
+    directory = tempfile.mkdtemp(prefix="berth-prop-")
+    host = Host(directory + "/ports.db", port_range="%d-%d" % (LOW, HIGH))
+    for op in ops:
+        if op["op"] == "deallocate":
+            deallocate(host.store, op["owner"], op["proto"])
+            continue
+        kwargs = dict((k, v) for k, v in op.items() if k not in ("op", "owner", "proto", "count"))
+        before = host.rows()
+        try:
+            result = host.allocate(op["owner"], op["count"], op["proto"], max_ports=cap, **kwargs)
+        except PortLimitExceeded:
+            assert host.rows() == before, "a refused call changed the state"
+            # Refused only because the same call, uncapped, would hold more than cap.
+            uncapped = host.allocate(op["owner"], op["count"], op["proto"], check_mode=True, **kwargs)
+            assert len(uncapped.after.ports) > cap
+            continue
+        except PortsError:
+            continue
+        assert len(result.after.ports) <= cap
+        for proto in ("tcp", "udp"):
+            for owner in OWNERS:
+                assert sum(r.last - r.first + 1 for r in host.rows() if (r.owner, r.proto) == (owner, proto)) <= cap

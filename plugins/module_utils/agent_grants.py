@@ -74,7 +74,7 @@ class Grant(NamedTuple):
     def describe(self) -> str:
         who = "user %s" % self.user if self.user is not None else "uid %d" % (self.uid or 0)
         what = "admin" if self.role == ROLE_ADMIN else "%s for owner %s" % (self.label, self.owner)
-        caps = ["%s %d" % (LIMIT_KEYS[proto], cap) for proto, cap in (("tcp", self.max_tcp_ports), ("udp", self.max_udp_ports))
+        caps = ["%s %s" % (LIMIT_KEYS[proto], cap) for proto, cap in (("tcp", self.max_tcp_ports), ("udp", self.max_udp_ports))
                 if cap is not None]
         return "%s: %s%s" % (who, what, " (%s)" % ", ".join(caps) if caps else "")
 

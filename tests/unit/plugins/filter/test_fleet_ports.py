@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from ansible.errors import AnsibleError, AnsibleFilterError
-from ansible.utils.collection_loader import AnsibleCollectionConfig
 
 from ansible_collections.berth.ports.plugins.filter import fleet_ports as filter_source
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.tests.unit.plugins.filter.filter_renderer import template_renderer
 
 
 def survey(*rows, conflicts=()):
@@ -37,40 +37,7 @@ FLEET = {
 
 @pytest.fixture(scope="module")
 def render():
-    """``render(expression, **variables)``: the value of ``{{ expression }}``.
-
-    Under ansible-test units the collection loader is installed and Ansible's
-    own Templar resolves ``berth.ports.fleet_ports`` through the filter loader;
-    under plain pytest a Jinja2 native environment carries the filter under the
-    same dotted name, so the call is parsed and dispatched the way Jinja does it.
-    """
-    if AnsibleCollectionConfig.collection_finder is not None:
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.template import Templar
-
-        try:
-            from ansible.template import trust_as_template
-        except ImportError:  # ansible-core < 2.19 templates every string
-
-            def trust_as_template(text):
-                return text
-
-        def with_ansible(expression, **variables):
-            templar = Templar(loader=DataLoader(), variables=variables)
-            return templar.template(trust_as_template("{{ %s }}" % expression))
-
-        return with_ansible
-
-    from jinja2.nativetypes import NativeEnvironment
-
-    env = NativeEnvironment()
-    for name, function in filter_source.FilterModule().filters().items():
-        env.filters["berth.ports." + name] = function
-
-    def with_jinja(expression, **variables):
-        return env.from_string("{{ %s }}" % expression).render(**variables)
-
-    return with_jinja
+    return template_renderer(filter_source)
 
 
 def test_defaults(render):

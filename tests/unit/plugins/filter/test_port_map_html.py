@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from ansible.errors import AnsibleError, AnsibleFilterError
-from ansible.utils.collection_loader import AnsibleCollectionConfig
 
 from ansible_collections.berth.ports.plugins.filter import port_map_html as filter_source
+from ansible_collections.berth.ports.tests.unit.plugins.filter.filter_renderer import template_renderer
 from ansible_collections.berth.ports.tests.unit.plugins.module_utils.port_map_fleet import allocation, survey
 
 SURVEYS = {
@@ -23,33 +23,7 @@ SURVEYS = {
 
 @pytest.fixture(scope="module")
 def render():
-    """The value of ``{{ expression }}``, through Ansible's Templar under ansible-test, Jinja2 otherwise."""
-    if AnsibleCollectionConfig.collection_finder is not None:
-        from ansible.parsing.dataloader import DataLoader
-        from ansible.template import Templar
-
-        try:
-            from ansible.template import trust_as_template
-        except ImportError:  # ansible-core < 2.19 templates every string
-
-            def trust_as_template(text):
-                return text
-
-        def with_ansible(expression, **variables):
-            return Templar(loader=DataLoader(), variables=variables).template(trust_as_template("{{ %s }}" % expression))
-
-        return with_ansible
-
-    from jinja2.nativetypes import NativeEnvironment
-
-    env = NativeEnvironment()
-    for name, function in filter_source.FilterModule().filters().items():
-        env.filters["berth.ports." + name] = function
-
-    def with_jinja(expression, **variables):
-        return env.from_string("{{ %s }}" % expression).render(**variables)
-
-    return with_jinja
+    return template_renderer(filter_source)
 
 
 def test_page(render):

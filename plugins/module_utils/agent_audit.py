@@ -33,7 +33,8 @@ from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, TextIO, T
 
 from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_BAD_REQUEST, CODE_INTERNAL
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS, validate_owner
+from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT
+from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner, validate_proto
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 SYSLOG_IDENTIFIER = "berth-ports-agent"
@@ -52,7 +53,6 @@ _OWN_WORDS = {
 _PRIORITY = {ALLOWED: "6", REFUSED: "5"}
 _MAX_DETAIL = 300
 _SEND_TIMEOUT = 0.5
-_MAX_COUNT = 65535
 # A flood of refused connections must not drown the trail (journald drops a
 # unit's messages past its rate limit): one "busy" entry per uid per window.
 BUSY_LOG_WINDOW = 10.0
@@ -86,13 +86,16 @@ def clean_owner(value: Any) -> Optional[str]:
 def clean_proto(value: Any) -> Optional[str]:
     if value is None:
         return None
-    return value if value in PROTOCOLS + ("all",) else INVALID
+    try:
+        return validate_proto(value, allow_all=True)
+    except PortsError:
+        return INVALID
 
 
 def clean_count(value: Any) -> Optional[str]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_COUNT:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PORT:
         return INVALID
     return str(value)
 

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_BAD_REQUEST, CODE_FORBIDDEN, AgentError
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT
 from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner
 
 ROLE_PORTSADM = "portsadm"
@@ -50,7 +51,6 @@ LABELS = ("node:portsadm", "node:fwadm,portsadm", "node:tunadm,portsadm")
 GRANTS_VERSION = 1
 # The grant keys that cap an owner's holding, by proto.
 LIMIT_KEYS = {"tcp": "max_tcp_ports", "udp": "max_udp_ports"}
-_MAX_PORT_COUNT = 65535
 _MAX_GRANTS_BYTES = 1024 * 1024
 
 
@@ -117,8 +117,8 @@ def parse_grant(entry: Any, where: str = "grant") -> Grant:
     caps = {}  # type: Dict[str, Optional[int]]
     for key in LIMIT_KEYS.values():
         cap = entry.get(key)
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0 or cap > _MAX_PORT_COUNT):
-            raise GrantsError("%s (%s): %s %r is not a number of ports (0-%d)" % (where, who, key, cap, _MAX_PORT_COUNT))
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0 or cap > MAX_PORT):
+            raise GrantsError("%s (%s): %s %r is not a number of ports (0-%d)" % (where, who, key, cap, MAX_PORT))
         caps[key] = cap
     if role is not None:
         if role != ROLE_ADMIN:

@@ -146,17 +146,17 @@ def allocate(
             rows = tx.rows(proto=request.proto)
             plan = plan_allocation(request, settings, rows, listening, now)
         plan = stamp_origin(plan, origin)
+        after = None  # type: Optional[OwnerPorts]
         if max_ports is not None:
             # Checked on the plan, inside the transaction: two requests of one
             # owner racing each other cannot both pass on a stale count.
-            _check_port_limit(request, holdings(apply_plan(rows, plan), request.owner, request.proto), max_ports)
+            after = holdings(apply_plan(rows, plan), request.owner, request.proto)
+            _check_port_limit(request, after, max_ports)
         if plan.changed and not check_mode:
             tx.apply(plan)
-    return Outcome(
-        plan.changed,
-        holdings(rows, request.owner, request.proto),
-        holdings(apply_plan(rows, plan), request.owner, request.proto),
-    )
+    if after is None:  # uncapped: worked out after the lock is released
+        after = holdings(apply_plan(rows, plan), request.owner, request.proto)
+    return Outcome(plan.changed, holdings(rows, request.owner, request.proto), after)
 
 
 def deallocate(

@@ -15,6 +15,7 @@ Guarantees kept here, whatever calls it:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import os
@@ -24,7 +25,7 @@ import stat
 import threading
 import time
 import weakref
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence
 from urllib.parse import quote
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
@@ -49,6 +50,8 @@ _STAMP_WIDTH = 112
 # of its file) drops the locks another thread's connection holds. One
 # transaction at a time per process keeps threaded callers (the agent daemon)
 # safe; separate processes still serialise through SQLite's own locking.
+# Descriptors of ours are closed only by _DESCRIPTORS, never inside a
+# transaction (docs/docsite/rst/lock_design.rst).
 _IN_PROCESS = threading.RLock()
 
 # A fork waits for the transaction in flight, so that no child ever inherits a
@@ -61,6 +64,57 @@ if hasattr(os, "register_at_fork"):
 # inside one, which the hook cannot wait for): kept referenced and never closed
 # by us, so this process does not roll back what the parent is writing.
 _INHERITED = []  # type: List[sqlite3.Connection]
+
+class _DescriptorCloser:
+    """Closes this process's own descriptors of database files, never under a transaction.
+
+    SQLite defers closing its own descriptors while any connection of the
+    process holds a lock on the file; ours must do the same. A store may be
+    let go of at any moment on any thread (the garbage collector runs its
+    finalizer wherever it likes), so a descriptor handed here is closed at
+    once only when this thread can take ``_IN_PROCESS`` and no transaction of
+    the process is open; otherwise it waits, and the last transaction to end
+    closes it. Only transactions (``transaction_open``) change ``_open``, and
+    they run under ``_IN_PROCESS``.
+    """
+
+    def __init__(self) -> None:
+        self._open = 0
+        self._waiting = collections.deque()  # type: Deque[int]
+
+    @contextlib.contextmanager
+    def transaction_open(self) -> Iterator[None]:
+        """The span in which a connection of this process may hold locks (caller holds _IN_PROCESS)."""
+        self._open += 1
+        try:
+            yield
+        finally:
+            self._open -= 1
+            if self._open == 0:
+                self._close_waiting()
+
+    def close(self, fd: int) -> None:
+        self._waiting.append(fd)
+        # Non-blocking: a finalizer must never wait for (or deadlock with) a
+        # transaction; the RLock lets a finalizer on a thread inside its own
+        # transaction in, which is why _open is checked as well.
+        if _IN_PROCESS.acquire(blocking=False):
+            try:
+                if self._open == 0:
+                    self._close_waiting()
+            finally:
+                _IN_PROCESS.release()
+
+    def _close_waiting(self) -> None:
+        while self._waiting:
+            try:
+                os.close(self._waiting.popleft())
+            except (IndexError, OSError):
+                pass
+
+
+_DESCRIPTORS = _DescriptorCloser()
+
 
 # Linux' PATH_MAX; a longer path can only fail, and os.makedirs would recurse
 # once per component getting there.
@@ -322,10 +376,7 @@ class _HeldFile:
                 pass
         else:
             _INHERITED.append(conn)
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        _DESCRIPTORS.close(self.fd)
 
 
 def _let_go(box: List[Optional[_HeldFile]]) -> None:
@@ -407,7 +458,7 @@ class AllocationStore:
                     finally:
                         once.close()
                 finally:
-                    os.close(fd)
+                    _DESCRIPTORS.close(fd)
                 return
             held = self._held_file()
             try:
@@ -437,7 +488,7 @@ class AllocationStore:
         try:
             conn = self._connect(readonly=False)
         except BaseException:
-            os.close(fd)
+            _DESCRIPTORS.close(fd)
             raise
         self._held[0] = _HeldFile(fd, conn)
         return self._held[0]
@@ -528,7 +579,7 @@ class AllocationStore:
         try:
             os.fchmod(fd, 0o600)
         finally:
-            os.close(fd)
+            _DESCRIPTORS.close(fd)
 
     def _open_regular(self, follow: bool = False) -> int:
         """A descriptor of the database file, refusing anything but a regular file.
@@ -549,7 +600,7 @@ class AllocationStore:
         try:
             self._check_header(fd)
         except BaseException:
-            os.close(fd)
+            _DESCRIPTORS.close(fd)
             raise
         return fd
 
@@ -565,16 +616,17 @@ class AllocationStore:
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection, begin: str) -> Iterator[sqlite3.Connection]:
-        try:
-            conn.execute(begin)
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise self._translate(exc)
-        finally:
-            # Whatever went wrong, the connection is left outside a transaction
-            # (after a COMMIT this does nothing).
-            self._rollback(conn)
+        with _DESCRIPTORS.transaction_open():
+            try:
+                conn.execute(begin)
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._translate(exc)
+            finally:
+                # Whatever went wrong, the connection is left outside a transaction
+                # (after a COMMIT this does nothing).
+                self._rollback(conn)
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:

@@ -687,3 +687,74 @@ def test_the_request_itself_never_reaches_the_audit_trail(daemon):
     assert all(line.startswith("refused reason=") for line in lines)
     assert " owner=(invalid) proto=tcp count=1:" in lines[0]
     assert "SECRET" not in daemon.logs() and "BERTH_DECISION" not in daemon.logs()
+
+
+# -- the database under load: the agent's worker threads beside an outside reader --------------
+
+# How long the load runs; the issue that found the corruption saw it within 20 s every time.
+LOAD_SECONDS = float(os.environ.get("BERTH_LOAD_SECONDS", "20"))
+
+# A plain sqlite3 reader in a process of its own, as port_info, check mode, `berth-ports
+# list` or any script reads the file: it prints how many reads it made and every error.
+OUTSIDE_READER = """
+import json, sqlite3, sys, time
+db, seconds = sys.argv[1], float(sys.argv[2])
+reads, errors = 0, []
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    try:
+        conn = sqlite3.connect(db, timeout=30)
+        try:
+            conn.execute("SELECT owner, proto, first_port, last_port FROM allocations").fetchall()
+            conn.execute("SELECT count(*) FROM allocations WHERE proto = 'tcp' AND first_port > 0").fetchone()
+        finally:
+            conn.close()
+        reads += 1
+    except sqlite3.Error as exc:
+        errors.append(str(exc))
+print(json.dumps({"reads": reads, "errors": errors[:20], "error_count": len(errors)}))
+"""
+
+
+def hammer(path, seconds):
+    """Allocate, list and free as fast as the agent answers; every error answer, counted."""
+    agent = AgentClient(path, busy_retry=30.0)
+    calls, errors = 0, []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for work in (lambda: agent.allocate(2, keep_existing=False), agent.list, agent.deallocate):
+            try:
+                work()
+            except AgentError as exc:
+                errors.append("%s: %s" % (exc.code, exc))
+            calls += 1
+    return {"calls": calls, "errors": errors[:20], "error_count": len(errors)}
+
+
+def test_concurrent_requests_beside_an_outside_reader_leave_the_database_intact(daemon):
+    """Two grantees with two connections each, and a plain sqlite3 reader in another process.
+
+    A worker letting go of its descriptor of the database file while another
+    worker was inside its write transaction dropped that transaction's POSIX
+    locks; the reader then rolled the hot journal back under the writer, and the
+    file was corrupt within seconds (docs/docsite/rst/lock_design.rst).
+    """
+    assert as_uid(SVC1, lambda: client(daemon).allocate(1))[0] == "ok"  # the file exists for the reader
+    reader = subprocess.Popen([sys.executable, "-c", OUTSIDE_READER, daemon.db, str(LOAD_SECONDS)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outcomes = []
+    callers = [threading.Thread(target=lambda uid=uid: outcomes.append(as_uid(uid, lambda: hammer(daemon.socket, LOAD_SECONDS))))
+               for uid in (SVC1, SVC1, SVC2, SVC2)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    out, err = reader.communicate(timeout=LOAD_SECONDS + 60)
+    assert reader.returncode == 0, err
+    seen = json.loads(out)
+    assert len(outcomes) == 4 and all(got[0] == "ok" for got in outcomes), outcomes
+    assert all(got[1]["error_count"] == 0 for got in outcomes), [got[1]["errors"] for got in outcomes]
+    assert sum(got[1]["calls"] for got in outcomes) > 100, outcomes  # the load was real
+    assert seen["error_count"] == 0 and seen["reads"] > 100, seen
+    assert daemon.integrity() == "ok"
+    assert daemon.alive(), daemon.logs()

@@ -4,11 +4,15 @@ is at the path now."""
 
 from __future__ import annotations
 
+import gc
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
 
+from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host, digest
@@ -124,3 +128,69 @@ def test_a_fork_waits_for_the_transaction_in_flight(host):
         assert forked == []  # the fork is still waiting for this transaction
     thread.join(5)
     assert forked == [host.store.path]
+
+
+# -- a descriptor of the database file is never closed under a transaction --------------------
+
+# Another process asking for the write lock at once: exit 0 if it got it.
+_OTHER_WRITER = (
+    "import sqlite3, sys\n"
+    "conn = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+    "try:\n"
+    "    conn.execute('BEGIN IMMEDIATE')\n"
+    "except sqlite3.OperationalError as exc:\n"
+    "    sys.exit(str(exc))\n"
+    "conn.execute('ROLLBACK')\n"
+)
+
+
+def another_process_can_write(path):
+    done = subprocess.run([sys.executable, "-c", _OTHER_WRITER, str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 or "locked" in done.stderr, done.stderr
+    return done.returncode == 0
+
+
+def still_open(fd, path):
+    """Whether descriptor ``fd`` of this process is still open on ``path``."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd) == str(path)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("let_go", ["close", "drop"])
+def test_a_store_let_go_of_on_another_thread_keeps_the_writers_locks(tmp_path, let_go):
+    """POSIX locks belong to the process: had the other store closed its descriptor of
+    the file while this transaction was open, another process could write beside it
+    (and a reader could roll its journal back under it)."""
+    path = tmp_path / "ports.db"
+    writer = Host(path)
+    writer.allocate("web", 1)
+    others = [AllocationStore(str(path))]
+    assert owners(others[0]) == ["web"]  # it holds the file open now
+    fd = others[0]._held[0].fd  # pylint: disable=protected-access
+    inside, finished = threading.Event(), threading.Event()
+
+    def let_go_meanwhile():
+        assert inside.wait(5)
+        if let_go == "close":
+            others[0].close()  # waits for the transaction
+        else:
+            others.pop()  # the last reference: the store's finalizer runs on this thread
+            gc.collect()
+        finished.set()
+
+    thread = threading.Thread(target=let_go_meanwhile)
+    thread.start()
+    with writer.store.write() as tx:
+        tx.apply(Plan(add=(Allocation("db", "tcp", 25100, 25100, False, "static", "now"),)))
+        inside.set()
+        # A close waits for the transaction; a dropped store's finalizer must not.
+        assert finished.wait(0.5) is (let_go == "drop")
+        assert not another_process_can_write(path)
+        assert still_open(fd, path)
+    thread.join(5)
+    assert finished.is_set()
+    assert not still_open(fd, path)  # closed once the transaction ended
+    assert another_process_can_write(path)
+    assert owners(writer.store) == ["web", "db"]

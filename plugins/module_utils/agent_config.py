@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple, Optional
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH, AllocationStore
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.request import Settings, build_settings
 
@@ -29,10 +29,6 @@ _MAX_CONFIG_BYTES = 1024 * 1024
 class AgentConfig(NamedTuple):
     db_path: str
     settings: Settings
-
-    @property
-    def store(self) -> AllocationStore:
-        return AllocationStore(self.db_path)
 
 
 def parse_config(data: Any, where: str = "agent config") -> AgentConfig:

@@ -23,7 +23,7 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import 
     with_defaults,
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_AGENT, owner_ranges
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import load_rows
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate, deallocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded, PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
@@ -36,6 +36,9 @@ class AgentService:
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
+        # One store for the daemon's lifetime: its connection and descriptor
+        # stay open between requests, and none is let go of per request.
+        self.store = AllocationStore(config.db_path)
 
     def handle(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
         # Worker threads may call this at once: the store itself makes the
@@ -86,14 +89,14 @@ class AgentService:
         )
         # The grant's demand caps what its owner may hold (root's grant sets none).
         cap = identity.grant.max_ports(wanted.proto) if identity.grant is not None else None
-        outcome = allocate(self.config.store, wanted, settings, origin=ORIGIN_AGENT, max_ports=cap)
+        outcome = allocate(self.store, wanted, settings, origin=ORIGIN_AGENT, max_ports=cap)
         result = {"changed": outcome.changed}  # type: Dict[str, Any]
         result.update(outcome.after.as_dict())
         return result
 
     def _deallocate(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
         owner = authorize(identity, request_owner(request), "deallocate")
-        outcome = deallocate(self.config.store, owner, proto=request["proto"])
+        outcome = deallocate(self.store, owner, proto=request["proto"])
         return {"changed": outcome.changed, "owner": owner, "deallocated": freed_records(outcome.freed)}
 
     def _list(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
@@ -102,7 +105,7 @@ class AgentService:
         owner = None  # type: Optional[str]
         if not (identity.grant is not None and identity.grant.role == ROLE_ADMIN and asked is None):
             owner = authorize(identity, asked, "list")
-        rows = load_rows(self.config.store)
+        rows = load_rows(self.store)
         result = {"allocations": allocation_records(rows, [owner] if owner else None, proto)}  # type: Dict[str, Any]
         if owner is not None:
             env = {}  # type: Dict[str, str]

@@ -193,13 +193,24 @@ def _plan_static(
         for row in mine:
             if row.range.overlaps(wanted):
                 raise PortsError("%s: owner already holds %s; free it first or drop keep_existing" % (label, row.range))
-    if settings.skip_listening and not request.shared:
+    if not settings.static_reserved:
+        taken = [r for r in settings.reserved if r.overlaps(wanted)]
+        if taken:
+            raise PortsError("%s: reserved on this host (%s); not for this caller" % (label, ", ".join(str(r) for r in taken)))
+    if settings.skip_listening and not (request.shared and settings.shared_skips_listening):
         own = _held_ports(mine)
+        if request.shared:
+            # A listener on a port a shared holder holds is that holder's SO_REUSEPORT
+            # peer; one on a port nobody holds belongs to someone else.
+            own |= _held_ports([row for row in rows if row.shared])
         busy = sorted(p for p in listening if wanted.contains(p) and p not in own)
         if busy:
             raise PortsError(
                 "%s: a process listens on %s; ask with shared if it is a SO_REUSEPORT peer, "
                 "or set skip_listening to false" % (label, _describe(busy))
+                if not request.shared
+                else "%s: a process listens on %s that holds no allocation; shared does not join it for this caller"
+                % (label, _describe(busy))
             )
     new = Allocation(request.owner, request.proto, wanted.first, wanted.last, request.shared, KIND_STATIC, now)
     return Plan(remove=() if request.keep_existing else tuple(mine), add=(new,))

@@ -35,6 +35,11 @@ class Settings(NamedTuple):
     bounds: PortRange
     reserved: Tuple[PortRange, ...] = ()
     skip_listening: bool = True
+    # Callers the host trusts (playbooks, root, admin grants) may take reserved
+    # ports statically and let shared skip the listener check; the agent turns
+    # both off for grantees whose grant does not allow them.
+    static_reserved: bool = True
+    shared_skips_listening: bool = True
 
 
 class AllocationRequest(NamedTuple):

@@ -145,6 +145,27 @@ def test_listening_ports_are_skipped_and_refused_for_static(host):
     assert str(host.allocate("e", 1, proto="udp").after.ranges[0]) == "25032-25032"
 
 
+def test_a_narrowed_policy_keeps_reserved_and_other_listeners_from_static_requests(make_host):
+    """What the agent gives a grantee: no reserved port, and shared joins shared holders only."""
+    host = make_host(reserved=["25100-25101"])
+    host.settings = host.settings._replace(static_reserved=False, shared_skips_listening=False)
+    with pytest.raises(PortsError, match=r"ports 25099-25100: reserved on this host \(25100-25101\)"):
+        host.allocate("a", 2, port=25099)
+    host.listening["tcp"] = {25200, 25300}
+    with pytest.raises(PortsError, match="a process listens on 25200 that holds no allocation"):
+        host.allocate("a", 1, port=25200, shared=True)
+    with pytest.raises(PortsError, match="a process listens on 25300; ask with shared"):
+        host.allocate("a", 1, port=25300)
+    assert host.rows() == []
+    host.settings = host.settings._replace(shared_skips_listening=True)
+    assert host.allocate("peer", 1, port=25200, shared=True).changed  # a trusted caller joins the listener
+    host.settings = host.settings._replace(shared_skips_listening=False)
+    assert host.allocate("a", 1, port=25200, shared=True).changed  # a shared holder holds it now
+    host.listening["tcp"].add(25201)
+    with pytest.raises(PortsError, match="listens on 25201 that holds no allocation"):
+        host.allocate("b", 2, port=25200, shared=True)
+
+
 def test_skip_listening_false_ignores_listeners(make_host):
     host = make_host(skip_listening=False)
     host.listening["tcp"] = {25031}

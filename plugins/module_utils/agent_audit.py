@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, TextIO, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_BAD_REQUEST, CODE_INTERNAL
+from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_BAD_REQUEST, CODE_BUSY, CODE_INTERNAL
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT
 from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner, validate_proto
@@ -53,9 +53,13 @@ _OWN_WORDS = {
 _PRIORITY = {ALLOWED: "6", REFUSED: "5"}
 _MAX_DETAIL = 300
 _SEND_TIMEOUT = 0.5
-# A flood of refused connections must not drown the trail (journald drops a
-# unit's messages past its rate limit): one "busy" entry per uid per window.
-BUSY_LOG_WINDOW = 10.0
+# A flood of refused requests must not drown the trail (journald drops a
+# unit's messages past its rate limit, other callers' entries among them): per
+# uid and window, one "busy" entry and a few of the other refusals; the next
+# entry logged counts the ones left out. What was allowed is always logged.
+REFUSAL_LOG_WINDOW = 10.0
+BUSY_PER_WINDOW = 1
+REFUSALS_PER_WINDOW = 5
 
 
 class Decision(NamedTuple):
@@ -171,7 +175,8 @@ class AuditLog:
         self.clock = clock
         self._lock = threading.Lock()
         self._sock = None  # type: Optional[socket.socket]
-        self._busy = {}  # type: Dict[Optional[int], Tuple[float, int]]
+        # (uid, busy or not) -> (window start, entries logged in it, entries left out since the last one)
+        self._refusals = {}  # type: Dict[Tuple[Optional[int], bool], Tuple[float, int, int]]
 
     @classmethod
     def for_environment(cls, environ: Optional[Mapping[str, str]] = None) -> "AuditLog":
@@ -182,6 +187,12 @@ class AuditLog:
         return cls()
 
     def record(self, decision: Decision) -> None:
+        """Write ``decision``, unless it is a refusal past its uid's share of the window."""
+        if decision.decision == REFUSED:
+            kept = self._within_share(decision)
+            if kept is None:
+                return
+            decision = kept
         fields = decision_fields(decision)
         with self._lock:
             if self.journal_socket is not None and self._send(fields):
@@ -193,20 +204,25 @@ class AuditLog:
             except (OSError, ValueError):
                 pass  # nowhere left to write; serving matters more than this line
 
-    def record_busy(self, decision: Decision) -> None:
-        """A busy refusal, at most one entry per uid per BUSY_LOG_WINDOW; the next counts the ones left out."""
+    def _within_share(self, decision: Decision) -> Optional[Decision]:
+        """The refusal to write, noting how many of its kind this uid had left out; None past the share."""
+        busy = decision.reason == CODE_BUSY
+        key = (decision.uid, busy)
+        share = BUSY_PER_WINDOW if busy else REFUSALS_PER_WINDOW
         now = self.clock()
         with self._lock:
-            last, skipped = self._busy.get(decision.uid, (None, 0))
-            if last is not None and now - last < BUSY_LOG_WINDOW:
-                self._busy[decision.uid] = (last, skipped + 1)
-                return
-            self._busy[decision.uid] = (now, 0)
-            if len(self._busy) > 1024:  # uids come and go; keep only recent ones
-                self._busy = {uid: seen for uid, seen in self._busy.items() if now - seen[0] < BUSY_LOG_WINDOW}
+            start, logged, skipped = self._refusals.get(key, (now, 0, 0))
+            if now - start >= REFUSAL_LOG_WINDOW:
+                start, logged = now, 0
+            if logged >= share:
+                self._refusals[key] = (start, logged, skipped + 1)
+                return None
+            self._refusals[key] = (start, logged + 1, 0)
+            if len(self._refusals) > 1024:  # uids come and go; keep only recent ones
+                self._refusals = {k: seen for k, seen in self._refusals.items() if now - seen[0] < REFUSAL_LOG_WINDOW}
         if skipped:
             decision = decision._replace(detail="%s (and %d more from this uid not logged)" % (decision.detail, skipped))
-        self.record(decision)
+        return decision
 
     def _send(self, fields: Mapping[str, str]) -> bool:
         try:

@@ -11,7 +11,8 @@ import tempfile
 import pytest
 
 from ansible_collections.berth.ports.plugins.module_utils.agent_audit import (
-    BUSY_LOG_WINDOW,
+    REFUSAL_LOG_WINDOW,
+    REFUSALS_PER_WINDOW,
     INVALID,
     MESSAGE_ID,
     ALLOWED,
@@ -145,11 +146,31 @@ def test_busy_refusals_are_logged_once_per_uid_per_window():
     busy = Decision(REFUSED, "busy", None, 4101, 5, detail="uid 4101 already has 4 requests in progress")
     for step in range(5):
         now[0] = 100.0 + step
-        audit.record_busy(busy)
-    audit.record_busy(busy._replace(uid=4102))  # another uid has its own window
-    now[0] = 100.0 + BUSY_LOG_WINDOW + 0.5
-    audit.record_busy(busy)
+        audit.record(busy)
+    audit.record(busy._replace(uid=4102))  # another uid has its own window
+    now[0] = 100.0 + REFUSAL_LOG_WINDOW + 0.5
+    audit.record(busy)
     lines = stream.getvalue().splitlines()
     logged = [line.split(" pid=")[0] for line in lines]
     assert logged == ["refused reason=busy uid=4101", "refused reason=busy uid=4102", "refused reason=busy uid=4101"]
     assert lines[0].endswith("in progress") and lines[2].endswith("in progress (and 4 more from this uid not logged)")
+
+
+def test_every_kind_of_refusal_is_limited_per_uid_and_what_was_left_out_is_counted():
+    now = [100.0]
+    stream = io.StringIO()
+    audit = AuditLog(stream=stream, clock=lambda: now[0])
+    forbidden = Decision(REFUSED, "forbidden", "allocate", 4104, 5, owner="x", proto="tcp", count=1, detail="no grant")
+    for _ in range(200):
+        audit.record(forbidden)
+        audit.record(ALLOCATED)  # what was allowed is never held back
+        audit.record(forbidden._replace(uid=4105))  # another uid has its own share
+    now[0] = 100.0 + REFUSAL_LOG_WINDOW
+    audit.record(forbidden)
+    lines = stream.getvalue().splitlines()
+    mine = [line for line in lines if line.startswith("refused reason=forbidden op=allocate uid=4104 ")]
+    assert len(mine) == REFUSALS_PER_WINDOW + 1
+    assert mine[-1].endswith("no grant (and %d more from this uid not logged)" % (200 - REFUSALS_PER_WINDOW))
+    assert not any("more from this uid" in line for line in mine[:-1])
+    assert len([line for line in lines if " uid=4105 " in line]) == REFUSALS_PER_WINDOW
+    assert len([line for line in lines if line.startswith("allowed ")]) == 200

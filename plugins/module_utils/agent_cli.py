@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from ansible_collections.berth.ports.plugins.module_utils.agent_client import CODE_UNREACHABLE, AgentClient, DirectAgent, default_owner
 from ansible_collections.berth.ports.plugins.module_utils.agent_config import load_config
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import GrantsError, GrantsTable, read_grants_file
+from ansible_collections.berth.ports.plugins.module_utils.agent_grants import DEFAULT_MAX_PORTS, GrantsError, GrantsTable, read_grants_file
 from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
     CODE_BAD_REQUEST,
     CODE_FAILED,
@@ -43,9 +43,15 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import 
     READ_TIMEOUT,
     AgentError,
 )
-from ansible_collections.berth.ports.plugins.module_utils.agent_server import DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CLIENTS_PER_UID, run_daemon
+from ansible_collections.berth.ports.plugins.module_utils.agent_server import (
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_CLIENTS_PER_UID,
+    DEFAULT_MAX_CLIENTS_UNGRANTED,
+    run_daemon,
+)
 from ansible_collections.berth.ports.plugins.module_utils.agent_service import AgentService
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORBIDDEN, EXIT_AGENT = 0, 1, 2, 3, 4
 _EXIT_BY_CODE = {CODE_FAILED: EXIT_FAILED, CODE_BAD_REQUEST: EXIT_USAGE, CODE_FORBIDDEN: EXIT_FORBIDDEN,
@@ -99,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-clients", type=int, default=DEFAULT_MAX_CLIENTS, help="requests served at once (default %(default)s)")
     serve.add_argument("--max-clients-per-uid", type=int, default=DEFAULT_MAX_CLIENTS_PER_UID,
                        help="requests of one caller uid served at once (default %(default)s)")
+    serve.add_argument("--max-clients-ungranted", type=int, default=DEFAULT_MAX_CLIENTS_UNGRANTED,
+                       help="requests of callers with no grant served at once, all such uids together (default %(default)s)")
+    serve.add_argument("--default-max-ports", type=int, default=DEFAULT_MAX_PORTS,
+                       help="ports of each proto a label grant without max_tcp_ports/max_udp_ports may hold (default %(default)s)")
     serve.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
     serve.add_argument("--insecure-grants", action="store_true", help=argparse.SUPPRESS)
 
@@ -139,11 +149,15 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.db_path:
         config = config._replace(db_path=args.db_path)
-    if args.max_clients < 1 or args.max_clients_per_uid < 1 or args.read_timeout <= 0:
-        raise AgentError("--max-clients and --max-clients-per-uid must be at least 1 and --read-timeout positive", CODE_BAD_REQUEST)
+    if min(args.max_clients, args.max_clients_per_uid, args.max_clients_ungranted) < 1 or args.read_timeout <= 0:
+        raise AgentError("--max-clients, --max-clients-per-uid and --max-clients-ungranted must be at least 1 "
+                         "and --read-timeout positive", CODE_BAD_REQUEST)
+    if not 0 <= args.default_max_ports <= MAX_PORT:
+        raise AgentError("--default-max-ports must be a number of ports (0-%d)" % MAX_PORT, CODE_BAD_REQUEST)
     grants = GrantsTable(args.grants, require_root_owned=not args.insecure_grants)
-    return run_daemon(AgentService(config), grants, args.socket, args.max_clients, args.read_timeout,
-                      max_clients_per_uid=args.max_clients_per_uid)
+    return run_daemon(AgentService(config, default_max_ports=args.default_max_ports), grants, args.socket, args.max_clients,
+                      args.read_timeout, max_clients_per_uid=args.max_clients_per_uid,
+                      max_clients_ungranted=args.max_clients_ungranted)
 
 
 def _check_grants(args: argparse.Namespace, out: TextIO) -> int:

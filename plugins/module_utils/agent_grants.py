@@ -22,7 +22,15 @@ by group or others, written by the ``berth.ports.ports_agent`` role)::
   8's port demand. The most ports of that proto the owner may hold after a
   request through the agent, its kept (``keep_existing``) ranges counted; a
   request past it is refused as ``max_ports_exceeded`` and nothing changes.
-  Absent means no cap; on an admin grant they cap every owner it acts on.
+  Absent on a ``label`` grant means the daemon's default cap
+  (``--default-max-ports``, DEFAULT_MAX_PORTS); absent on an admin grant means
+  no cap, present it caps every owner the admin acts on.
+* ``allow_reserved`` (optional, default false): a ``label`` grant's static
+  request may take a port of the host's ``reserved`` list (as a playbook can).
+* ``allow_shared_listeners`` (optional, default false): a ``label`` grant's
+  ``shared`` static request may take a port that a process listens on without
+  any allocation (Nomad's SO_REUSEPORT case with a peer outside berth).
+  Without it, ``shared`` joins only ports that shared holders hold.
 
 One grant per user or uid. A caller with no grant is refused.
 """
@@ -51,6 +59,11 @@ LABELS = ("node:portsadm", "node:fwadm,portsadm", "node:tunadm,portsadm")
 GRANTS_VERSION = 1
 # The grant keys that cap an owner's holding, by proto.
 LIMIT_KEYS = {"tcp": "max_tcp_ports", "udp": "max_udp_ports"}
+# A label grant without its proto's key may hold this many ports of it, so that
+# no single grantee can take the whole block (the role sets it per host).
+DEFAULT_MAX_PORTS = 16
+# What a label grant may do beyond the default, by key (admin grants may anyway).
+ALLOW_KEYS = ("allow_reserved", "allow_shared_listeners")
 _MAX_GRANTS_BYTES = 1024 * 1024
 
 
@@ -66,16 +79,23 @@ class Grant(NamedTuple):
     label: Optional[str] = None
     max_tcp_ports: Optional[int] = None
     max_udp_ports: Optional[int] = None
+    allow_reserved: bool = False
+    allow_shared_listeners: bool = False
 
-    def max_ports(self, proto: str) -> Optional[int]:
-        """The cap on the owner's ``proto`` ports; None when the grant sets none."""
-        return self.max_tcp_ports if proto == "tcp" else self.max_udp_ports if proto == "udp" else None
+    def max_ports(self, proto: str, default: Optional[int] = None) -> Optional[int]:
+        """The cap on the owner's ``proto`` ports: the grant's own, else ``default`` for a
+        label grant; None (no cap) for an admin grant without the key."""
+        own = self.max_tcp_ports if proto == "tcp" else self.max_udp_ports if proto == "udp" else None
+        if own is None and self.role != ROLE_ADMIN:
+            return default
+        return own
 
     def describe(self) -> str:
         who = "user %s" % self.user if self.user is not None else "uid %d" % (self.uid or 0)
         what = "admin" if self.role == ROLE_ADMIN else "%s for owner %s" % (self.label, self.owner)
         caps = ["%s %s" % (LIMIT_KEYS[proto], cap) for proto, cap in (("tcp", self.max_tcp_ports), ("udp", self.max_udp_ports))
                 if cap is not None]
+        caps += [key for key in ALLOW_KEYS if getattr(self, key)]
         return "%s: %s%s" % (who, what, " (%s)" % ", ".join(caps) if caps else "")
 
 
@@ -100,7 +120,7 @@ def parse_grant(entry: Any, where: str = "grant") -> Grant:
     """One grant as written in the file or the role's inventory; GrantsError when malformed."""
     if not isinstance(entry, dict):
         raise GrantsError("%s is not a mapping" % where)
-    unknown = sorted(set(entry) - {"user", "uid", "label", "role", "owner"} - set(LIMIT_KEYS.values()))
+    unknown = sorted(set(entry) - {"user", "uid", "label", "role", "owner"} - set(LIMIT_KEYS.values()) - set(ALLOW_KEYS))
     if unknown:
         raise GrantsError("%s has unknown keys: %s" % (where, ", ".join(str(k) for k in unknown)))
     user, uid = entry.get("user"), entry.get("uid")
@@ -120,11 +140,19 @@ def parse_grant(entry: Any, where: str = "grant") -> Grant:
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0 or cap > MAX_PORT):
             raise GrantsError("%s (%s): %s %r is not a number of ports (0-%d)" % (where, who, key, cap, MAX_PORT))
         caps[key] = cap
+    allowed = {}  # type: Dict[str, bool]
+    for key in ALLOW_KEYS:
+        flag = entry.get(key, False)
+        if not isinstance(flag, bool):
+            raise GrantsError("%s (%s): %s %r is not true or false" % (where, who, key, flag))
+        allowed[key] = flag
     if role is not None:
         if role != ROLE_ADMIN:
             raise GrantsError("%s (%s): role %r is not admin (use label for portsadm)" % (where, who, role))
         if entry.get("owner") is not None:
             raise GrantsError("%s (%s): role admin manages every owner and takes no owner" % (where, who))
+        if any(allowed.values()):
+            raise GrantsError("%s (%s): role admin may do that anyway and takes no %s" % (where, who, " or ".join(ALLOW_KEYS)))
         return Grant(ROLE_ADMIN, None, user=user, uid=uid, **caps)
     if label not in LABELS:
         raise GrantsError("%s (%s): label %r is not one of %s" % (where, who, label, ", ".join(LABELS)))
@@ -137,7 +165,7 @@ def parse_grant(entry: Any, where: str = "grant") -> Grant:
         owner = validate_owner(owner)
     except PortsError as exc:
         raise GrantsError("%s (%s): %s" % (where, who, exc))
-    return Grant(ROLE_PORTSADM, owner, user=user, uid=uid, label=label, **caps)
+    return Grant(ROLE_PORTSADM, owner, user=user, uid=uid, label=label, **caps, **allowed)
 
 
 def parse_grants(data: Any) -> Tuple[Grant, ...]:

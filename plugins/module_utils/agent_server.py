@@ -6,8 +6,10 @@ It takes its listening socket from systemd (socket activation, Accept=no:
 LISTEN_PID/LISTEN_FDS, fd 3) or binds one itself (``--socket PATH``),
 identifies every caller with SO_PEERCRED, and serves each connection in a
 worker thread, at most ``max_clients`` at once and ``max_clients_per_uid`` for
-one caller uid, so that one local user cannot take every worker; a
-connection beyond either is answered ``busy`` at once. A worker reads one request line within
+one caller uid, so that one local user cannot take every worker; callers that
+hold no grant (any number of uids: a user with a subuid range has thousands)
+share ``max_clients_ungranted`` of them, so the rest stay for granted callers
+and root. A connection beyond any of these is answered ``busy`` at once. A worker reads one request line within
 ``read_timeout`` seconds (a deadline for the whole line, so trickling does not
 help) and at most ``max_request`` bytes, answers, and closes. Whatever a
 client sends or fails to send, it gets an error answer or is cut off; the
@@ -50,6 +52,7 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_service import A
 SD_LISTEN_FDS_START = 3
 DEFAULT_MAX_CLIENTS = 32
 DEFAULT_MAX_CLIENTS_PER_UID = 4
+DEFAULT_MAX_CLIENTS_UNGRANTED = 4
 _SEND_TIMEOUT = 5.0
 
 Logger = Callable[[str], None]
@@ -139,6 +142,7 @@ class AgentServer:
         log: Logger = _stderr_log,
         max_clients_per_uid: int = DEFAULT_MAX_CLIENTS_PER_UID,
         audit: Optional[AuditLog] = None,
+        max_clients_ungranted: int = DEFAULT_MAX_CLIENTS_UNGRANTED,
     ) -> None:
         self.listener = listener
         self.service = service
@@ -153,6 +157,10 @@ class AgentServer:
         # socket gets max_clients_per_uid workers, never all of them.
         self._per_uid = {}  # type: Dict[int, int]
         self._per_uid_lock = threading.Lock()
+        # Callers without a grant, whatever their uid, share one small pool: only
+        # an error answer awaits them, and uids are cheap to come by.
+        self.max_clients_ungranted = max_clients_ungranted
+        self._ungranted = 0
         self._stop = threading.Event()
         self.served = 0
 
@@ -181,21 +189,35 @@ class AgentServer:
         except OSError:
             self._close(conn)  # gone before we could ask who it was
             return
-        refusal = self._take_slot(uid)
+        granted = self._holds_grant(uid)
+        refusal = self._take_slot(uid, granted)
         if refusal is None:
             try:
-                threading.Thread(target=self._serve_client, args=(conn, caller), name="berth-agent-client", daemon=True).start()
+                threading.Thread(target=self._serve_client, args=(conn, caller, granted), name="berth-agent-client",
+                                 daemon=True).start()
                 return
             except RuntimeError:
-                self._give_back_slot(uid)
+                self._give_back_slot(uid, granted)
                 refusal = "the agent cannot start a worker; retry"
-        self.audit.record_busy(Decision(REFUSED, CODE_BUSY, None, uid, pid, detail=refusal))
+        self.audit.record(Decision(REFUSED, CODE_BUSY, None, uid, pid, detail=refusal))
         self._reply(conn, error_response(CODE_BUSY, refusal))
         self._close(conn)
 
-    def _take_slot(self, uid: int) -> Optional[str]:
-        """A worker slot for ``uid``, or why not: every slot is taken, or this uid holds its share."""
+    def _holds_grant(self, uid: int) -> bool:
+        """Root, or a uid the grants name (an unusable grants file names nobody)."""
+        if uid == 0:
+            return True
+        try:
+            return self.grants.identify(uid, -1, -1).grant is not None
+        except GrantsError:
+            return False
+
+    def _take_slot(self, uid: int, granted: bool) -> Optional[str]:
+        """A worker slot for ``uid``, or why not: every slot is taken, this uid holds its
+        share, or (without a grant) the callers without one hold theirs."""
         with self._per_uid_lock:
+            if not granted and self._ungranted >= self.max_clients_ungranted:
+                return "callers without a grant already have %d requests in progress; retry" % self._ungranted
             if not self._slots.acquire(blocking=False):
                 return "the agent is serving too many clients; retry"
             held = self._per_uid.get(uid, 0)
@@ -203,16 +225,18 @@ class AgentServer:
                 self._slots.release()
                 return "uid %d already has %d requests in progress (the most one uid may have); retry" % (uid, held)
             self._per_uid[uid] = held + 1
+            self._ungranted += 0 if granted else 1
         return None
 
-    def _give_back_slot(self, uid: int) -> None:
+    def _give_back_slot(self, uid: int, granted: bool) -> None:
         with self._per_uid_lock:
             held = self._per_uid.pop(uid, 1) - 1
             if held > 0:
                 self._per_uid[uid] = held
+            self._ungranted -= 0 if granted else 1
             self._slots.release()
 
-    def _serve_client(self, conn: socket.socket, caller: Tuple[int, int, int]) -> None:
+    def _serve_client(self, conn: socket.socket, caller: Tuple[int, int, int], granted: bool) -> None:
         pid, uid, gid = caller
         request = None  # type: Optional[Dict[str, Any]]
         identity = None  # type: Optional[Identity]
@@ -240,7 +264,7 @@ class AgentServer:
         finally:
             self.served += 1
             self._close(conn)
-            self._give_back_slot(uid)
+            self._give_back_slot(uid, granted)
 
     def _read_request(self, conn: socket.socket) -> bytes:
         deadline = time.monotonic() + self.read_timeout
@@ -324,6 +348,7 @@ def run_daemon(
     read_timeout: float = READ_TIMEOUT,
     log: Logger = _stderr_log,
     max_clients_per_uid: int = DEFAULT_MAX_CLIENTS_PER_UID,
+    max_clients_ungranted: int = DEFAULT_MAX_CLIENTS_UNGRANTED,
 ) -> int:
     """The daemon's main: systemd's socket when activated, else bind ``socket_path``."""
     listener = systemd_listener()
@@ -334,7 +359,8 @@ def run_daemon(
         listener = bind_unix(socket_path)
         bound = socket_path
     server = AgentServer(listener, service, grants, max_clients=max_clients, read_timeout=read_timeout, log=log,
-                         max_clients_per_uid=max_clients_per_uid, audit=AuditLog.for_environment())
+                         max_clients_per_uid=max_clients_per_uid, audit=AuditLog.for_environment(),
+                         max_clients_ungranted=max_clients_ungranted)
 
     def _stop(_signum: int, _frame: object) -> None:
         server.stop()
@@ -346,8 +372,10 @@ def run_daemon(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _reload)
-    log("berth-ports agent serving %s (db %s, grants %s, max %d clients, %d per uid, read timeout %.1fs, audit to %s)" % (
-        bound or "the socket from systemd", service.config.db_path, grants.path, max_clients, max_clients_per_uid, read_timeout,
+    log("berth-ports agent serving %s (db %s, grants %s, max %d clients, %d per uid, %d without a grant, read timeout %.1fs, "
+        "audit to %s)" % (
+        bound or "the socket from systemd", service.config.db_path, grants.path, max_clients, max_clients_per_uid,
+        max_clients_ungranted, read_timeout,
         "the journal" if server.audit.journal_socket else "stderr"))
     try:
         server.serve_forever()

@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any, Dict, Optional
 
 from ansible_collections.berth.ports.plugins.module_utils.agent_config import AgentConfig
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import ROLE_ADMIN, Identity, authorize
+from ansible_collections.berth.ports.plugins.module_utils.agent_grants import DEFAULT_MAX_PORTS, ROLE_ADMIN, Identity, authorize
 from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
     CODE_FAILED,
     CODE_MAX_PORTS_EXCEEDED,
@@ -28,14 +28,16 @@ from ansible_collections.berth.ports.plugins.module_utils.allocator import alloc
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded, PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
 from ansible_collections.berth.ports.plugins.module_utils.reporting import allocation_records, freed_records, selected_protos
-from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, validate_proto
+from ansible_collections.berth.ports.plugins.module_utils.request import Settings, build_allocation_request, validate_proto
 
 
 class AgentService:
     """Authorize, then run one request against the configured database."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, default_max_ports: Optional[int] = DEFAULT_MAX_PORTS) -> None:
         self.config = config
+        # The cap on a label grant that names none for the proto (None: uncapped).
+        self.default_max_ports = default_max_ports
         # One store for the daemon's lifetime: its connection and descriptor
         # stay open between requests, and none is let go of per request.
         self.store = AllocationStore(config.db_path)
@@ -77,7 +79,7 @@ class AgentService:
 
     def _allocate(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
         owner = authorize(identity, request_owner(request), "allocate")
-        settings = self.config.settings
+        settings = self._settings_for(identity)
         wanted = build_allocation_request(
             owner,
             request["proto"],
@@ -88,11 +90,22 @@ class AgentService:
             settings,
         )
         # The grant's demand caps what its owner may hold (root's grant sets none).
-        cap = identity.grant.max_ports(wanted.proto) if identity.grant is not None else None
+        cap = identity.grant.max_ports(wanted.proto, self.default_max_ports) if identity.grant is not None else None
         outcome = allocate(self.store, wanted, settings, origin=ORIGIN_AGENT, max_ports=cap)
         result = {"changed": outcome.changed}  # type: Dict[str, Any]
         result.update(outcome.after.as_dict())
         return result
+
+    def _settings_for(self, identity: Identity) -> Settings:
+        """The host's policy, narrowed for a label grantee: reserved ports are not its to
+        take, and shared does not get it past another user's listener, unless its grant
+        says so. Admins and root get the host's policy as a playbook does."""
+        grant = identity.grant
+        if grant is None or grant.role == ROLE_ADMIN:
+            return self.config.settings
+        return self.config.settings._replace(
+            static_reserved=grant.allow_reserved, shared_skips_listening=grant.allow_shared_listeners
+        )
 
     def _deallocate(self, request: Dict[str, Any], identity: Identity) -> Dict[str, Any]:
         owner = authorize(identity, request_owner(request), "deallocate")

@@ -71,6 +71,20 @@ def test_port_demand_caps_each_proto_on_its_own():
     assert capped_admin.max_ports("udp") == 3 and capped_admin.describe() == "user ns: admin (max_udp_ports 3)"
 
 
+def test_a_label_grant_without_a_cap_gets_the_default_and_narrow_rights_unless_it_says_so():
+    plain = parse_grant({"user": "svc1", "label": "node:portsadm", "max_tcp_ports": 4})
+    assert (plain.max_ports("tcp", 16), plain.max_ports("udp", 16), plain.max_ports("udp")) == (4, 16, None)
+    assert parse_grant({"user": "ns", "role": "admin"}).max_ports("tcp", 16) is None
+    assert (plain.allow_reserved, plain.allow_shared_listeners) == (False, False)
+    trusted = parse_grant({"user": "t", "label": "node:portsadm", "allow_reserved": True, "allow_shared_listeners": True})
+    assert trusted.allow_reserved and trusted.allow_shared_listeners
+    assert trusted.describe() == "user t: node:portsadm for owner t (allow_reserved, allow_shared_listeners)"
+    with pytest.raises(GrantsError, match="allow_reserved 'yes' is not true or false"):
+        parse_grant({"user": "t", "label": "node:portsadm", "allow_reserved": "yes"})
+    with pytest.raises(GrantsError, match="role admin may do that anyway"):
+        parse_grant({"user": "ns", "role": "admin", "allow_reserved": True})
+
+
 def test_admin_and_duplicates():
     assert parse_grant({"uid": 0, "role": "admin"}).role == ROLE_ADMIN
     with pytest.raises(GrantsError, match="one grant per user"):

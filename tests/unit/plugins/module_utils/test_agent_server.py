@@ -37,7 +37,7 @@ from ansible_collections.berth.ports.plugins.module_utils.request import build_a
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="forks callers under other uids: needs root")
 
-SVC1, SVC2, ADMIN, NOBODY, CAPPED, CAPPED_ADMIN = 4101, 4102, 4103, 4104, 4105, 4106
+SVC1, SVC2, ADMIN, NOBODY, CAPPED, CAPPED_ADMIN, TRUSTED = 4101, 4102, 4103, 4104, 4105, 4106, 4107
 GRANTS = {
     "version": 1,
     "grants": [
@@ -46,6 +46,7 @@ GRANTS = {
         {"uid": ADMIN, "role": "admin"},
         {"uid": CAPPED, "label": "node:portsadm", "owner": "capped", "max_tcp_ports": 4},
         {"uid": CAPPED_ADMIN, "role": "admin", "max_udp_ports": 2},
+        {"uid": TRUSTED, "label": "node:portsadm", "owner": "trusted", "allow_reserved": True, "allow_shared_listeners": True},
     ],
 }
 READ_TIMEOUT = 1.0
@@ -58,7 +59,7 @@ CLI = "import sys; from ansible_collections.berth.ports.plugins.module_utils.age
 class Daemon:
     """A berth-ports agent subprocess with its own socket, grants and database."""
 
-    def __init__(self, workdir, activated=False, read_timeout=READ_TIMEOUT, per_uid=None):
+    def __init__(self, workdir, activated=False, read_timeout=READ_TIMEOUT, per_uid=None, host_settings=None):
         self.dir = workdir
         self.socket = os.path.join(workdir, "agent.sock")
         self.grants = os.path.join(workdir, "grants.json")
@@ -69,7 +70,7 @@ class Daemon:
             json.dump(GRANTS, handle)
         os.chmod(self.grants, 0o600)
         with open(self.config, "w") as handle:
-            json.dump({"db_path": self.db, "skip_listening": False}, handle)
+            json.dump(dict({"db_path": self.db, "skip_listening": False}, **(host_settings or {})), handle)
         self.log = open(os.path.join(workdir, "agent.log"), "w+")
         args = ["serve", "--grants", self.grants, "--config", self.config,
                 "--max-clients", str(MAX_CLIENTS), "--read-timeout", str(read_timeout)]
@@ -522,7 +523,7 @@ def test_demand_caps_what_the_owner_holds_kept_ranges_counted(daemon):
         assert got[:2] == ("error", "max_ports_exceeded"), got
         assert "owner capped (tcp)" in got[2] and "more than the 4 allowed (max_tcp_ports)" in got[2] and "nothing changed" in got[2]
     assert db_digest(daemon) == before
-    # Within the demand again: shrinking in place is allowed; UDP has no cap in this grant.
+    # Within the demand again: shrinking in place is allowed; UDP is held only to the default cap (16).
     assert as_uid(CAPPED, lambda: client(daemon).allocate(2))[1]["ports"] == [25031, 25032]
     assert len(as_uid(CAPPED, lambda: client(daemon).allocate(10, "udp"))[1]["ports"]) == 10
 
@@ -758,3 +759,94 @@ def test_concurrent_requests_beside_an_outside_reader_leave_the_database_intact(
     assert seen["error_count"] == 0 and seen["reads"] > 100, seen
     assert daemon.integrity() == "ok"
     assert daemon.alive(), daemon.logs()
+
+
+
+# -- what a caller without a grant, or with a narrow one, cannot do --------------------------
+
+# uids nobody granted, as many as `unshare --user --map-auto` gives a user with a subuid range.
+SUBUIDS = range(200000, 200040)
+
+
+def test_callers_without_a_grant_cannot_take_the_workers_of_those_with_one(workdir):
+    """40 ungranted uids each hold silent connections: they share a small pool, and a
+    granted service and root are still served at once."""
+    daemon = Daemon(workdir, read_timeout=5.0)
+    flooders = [start_as_uid(uid, lambda: flood(daemon.socket, seconds=12, width=2)) for uid in SUBUIDS]
+    try:
+        wait_for_log(daemon, "refused reason=busy uid=2000")  # they hold every worker they may
+        got = as_uid(SVC2, lambda: client(daemon, busy_retry=0).allocate(1))
+        assert got[0] == "ok" and got[1]["owner"] == "svc2", got
+        assert client(daemon, busy_retry=0).allocate(1, owner="rootjob")["owner"] == "rootjob"
+        assert "callers without a grant already have 4 requests in progress" in daemon.logs()
+    finally:
+        for pid in flooders:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        daemon.stop()
+
+
+def test_a_grant_without_caps_cannot_take_the_whole_block(daemon):
+    """A label grant without max_tcp_ports may hold the default (16), however it asks."""
+    assert len(as_uid(SVC1, lambda: client(daemon).allocate(10))[1]["ports"]) == 10
+    assert len(as_uid(SVC1, lambda: client(daemon).allocate(6, keep_existing=True))[1]["ports"]) == 16
+    before = db_digest(daemon)
+    for call in (lambda: client(daemon).allocate(1, keep_existing=True), lambda: client(daemon).allocate(17),
+                 lambda: client(daemon).allocate(17, "udp")):
+        refused = as_uid(SVC1, call)
+        assert refused[:2] == ("error", "max_ports_exceeded") and "more than the 16 allowed" in refused[2], refused
+    assert db_digest(daemon) == before
+    # an admin without caps, and root, are not held to it
+    assert len(as_uid(ADMIN, lambda: client(daemon).allocate(100, owner="big"))[1]["ports"]) == 100
+    assert len(client(daemon).allocate(100, owner="bigger")["ports"]) == 100
+
+
+def test_refusals_of_one_uid_cannot_flood_the_audit_trail(daemon):
+    def hammer_forbidden():
+        for _ in range(150):
+            try:
+                client(daemon).allocate(1)
+            except AgentError:
+                pass
+
+    assert as_uid(NOBODY, hammer_forbidden)[0] == "ok"
+    assert as_uid(SVC1, lambda: client(daemon).allocate(1))[0] == "ok"
+    lines = audit_lines(daemon)
+    nobody = [line for line in lines if " uid=%d " % NOBODY in line]
+    assert 1 <= len(nobody) <= 5, nobody  # REFUSALS_PER_WINDOW
+    assert [line for line in lines if line.startswith("allowed op=allocate uid=%d " % SVC1)]
+
+
+@pytest.fixture
+def guarded_daemon(workdir):
+    running = Daemon(workdir, host_settings={"reserved": [25500], "skip_listening": True})
+    yield running
+    running.stop()
+
+
+def test_a_grantee_cannot_take_a_reserved_port_unless_its_grant_allows(guarded_daemon):
+    daemon = guarded_daemon
+    refused = as_uid(SVC1, lambda: client(daemon).allocate(1, port=25500))
+    assert refused[:2] == ("error", "failed") and "reserved on this host" in refused[2], refused
+    assert as_uid(TRUSTED, lambda: client(daemon).allocate(1, port=25500))[1]["ports"] == [25500]
+    assert as_uid(ADMIN, lambda: client(daemon).allocate(1, port=25500, owner="ops"))[0] == "error"  # held by trusted now
+    assert as_uid(ADMIN, lambda: client(daemon).deallocate(owner="trusted"))[0] == "ok"
+    assert as_uid(ADMIN, lambda: client(daemon).allocate(1, port=25500, owner="ops"))[1]["ports"] == [25500]
+
+
+def test_shared_does_not_get_a_grantee_past_another_users_listener(guarded_daemon):
+    daemon = guarded_daemon
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 25600))
+    listener.listen(1)
+    try:
+        refused = as_uid(SVC1, lambda: client(daemon).allocate(1, port=25600, shared=True))
+        assert refused[:2] == ("error", "failed") and "holds no allocation" in refused[2], refused
+        assert daemon.rows() == []
+        # the grant that says so, an admin, and a port a shared holder holds: allowed
+        assert as_uid(TRUSTED, lambda: client(daemon).allocate(1, port=25600, shared=True))[1]["ports"] == [25600]
+        assert as_uid(SVC1, lambda: client(daemon).allocate(1, port=25600, shared=True))[1]["ports"] == [25600]
+        assert as_uid(ADMIN, lambda: client(daemon).allocate(1, port=25600, shared=True, owner="ops"))[0] == "ok"
+    finally:
+        listener.close()

@@ -191,8 +191,10 @@ def _name(value: object, what: str, source: str) -> str:
         )
     try:
         return validate_owner(value)
-    except PortsError as exc:
-        raise PortsError("registry %s: %s: %s" % (source, what, exc)) from exc
+    except PortsError:
+        raise PortsError(
+            "registry %s: %s %r is not 1-128 characters of letters, digits and ._@:- starting with a letter or digit" % (source, what, value)
+        ) from None
 
 
 def parse_registry(data: object, source: str) -> Registry:

@@ -68,7 +68,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import yaml
 
@@ -240,17 +240,20 @@ def check_overlaps(entries: Mapping[Key, PortRange], fleet: str, source: str) ->
     """Refuse two owners of one fleet holding a common port of one proto, naming both."""
     for proto in ("tcp", "udp"):
         held = sorted((ports, owner) for (owner, kind), ports in entries.items() if kind == proto)
-        widest = None  # type: Optional[Tuple[PortRange, str]]
+        # Sorted by first port, a range overlaps an earlier one if and only if
+        # it overlaps the one reaching highest so far.
+        widest = None  # type: Optional[PortRange]
+        widest_owner = ""
         for ports, owner in held:
-            if widest is not None and widest[0].overlaps(ports):
-                common = PortRange(max(widest[0].first, ports.first), min(widest[0].last, ports.last))
-                pair = sorted([(widest[1], widest[0]), (owner, ports)])
+            if widest is not None and widest.overlaps(ports):
+                common = PortRange(max(widest.first, ports.first), min(widest.last, ports.last))
+                pair = sorted([(widest_owner, widest), (owner, ports)])
                 raise PortsError(
                     "%s: owners %s (%s/%s) and %s (%s/%s) overlap on %s/%s; one port belongs to one owner of a fleet"
                     % (_label(source, fleet), pair[0][0], _spec(pair[0][1]), proto, pair[1][0], _spec(pair[1][1]), proto, _spec(common), proto)
                 )
-            if widest is None or ports.last > widest[0].last:
-                widest = (ports, owner)
+            if widest is None or ports.last > widest.last:
+                widest, widest_owner = ports, owner
 
 
 def check_settings(registry: Registry, settings: Settings, fleet: Optional[str] = None) -> None:

@@ -282,33 +282,33 @@ def test_a_new_owner_avoids_every_owner_of_the_fleet_even_where_not_surveyed():
 def test_a_new_owner_skips_reserved_and_what_any_surveyed_host_holds():
     taken = {"tcp": [Taken("a", R(25031)), Taken("b", R(25033)), R(25034)]}
     settings_ = build_settings(reserved=["25035-25040"])
-    after, chosen = choose_ports(Registry({}), "default", {("api", "tcp"): 1, ("web", "tcp"): 3}, taken, settings_)
+    chosen = choose_ports(Registry({}), "default", {("api", "tcp"): 1, ("web", "tcp"): 3}, taken, settings_)[1]
     assert chosen == {("api", "tcp"): R(25032), ("web", "tcp"): R(25041, 25043)}
 
 
 def test_an_owners_own_allocations_on_the_hosts_do_not_block_it():
     # api already holds 25031 on the surveyed hosts (from before the registry).
-    after, chosen = choose_ports(Registry({}), "default", {("api", "tcp"): 1}, {"tcp": [Taken("api", R(25031))]}, DEFAULT)
+    chosen = choose_ports(Registry({}), "default", {("api", "tcp"): 1}, {"tcp": [Taken("api", R(25031))]}, DEFAULT)[1]
     assert chosen == {("api", "tcp"): R(25031)}
 
 
 def test_a_new_owner_falls_back_to_the_static_band_when_the_upper_band_is_full():
     small = build_settings("25000-25099")  # static band 25000-25015
     taken = {"tcp": [R(25016, 25099)]}
-    after, chosen = choose_ports(Registry({}), "default", {("api", "tcp"): 2}, taken, small)
+    chosen = choose_ports(Registry({}), "default", {("api", "tcp"): 2}, taken, small)[1]
     assert chosen == {("api", "tcp"): R(25000, 25001)}
 
 
 def test_protos_are_separate_name_spaces():
     registry = registry_of("fleets: {default: {dns: {udp: 25031}}}")
-    after, chosen = choose_ports(registry, "default", {("api", "tcp"): 1}, {"udp": [R(25032)]}, DEFAULT)
+    chosen = choose_ports(registry, "default", {("api", "tcp"): 1}, {"udp": [R(25032)]}, DEFAULT)[1]
     assert chosen == {("api", "tcp"): R(25031)}
 
 
 def test_a_shrunk_demand_keeps_its_first_port_and_frees_the_rest():
     registry = registry_of("fleets: {default: {metrics: {tcp: '25090-25099'}}}")
     tight = build_settings("25090-25105")  # 16 ports: no static band, first fit from 25090
-    after, chosen = choose_ports(registry, "default", {("metrics", "tcp"): 3, ("api", "tcp"): 7}, {}, tight)
+    chosen = choose_ports(registry, "default", {("metrics", "tcp"): 3, ("api", "tcp"): 7}, {}, tight)[1]
     assert chosen[("metrics", "tcp")] == R(25090, 25092)
     assert chosen[("api", "tcp")] == R(25093, 25099)  # the ports metrics gave back are free again
 
@@ -342,7 +342,7 @@ def test_a_grown_demand_may_move_over_its_own_old_ports():
     registry = registry_of("fleets: {default: {metrics: {tcp: 25032}, db: {tcp: 25036}}}")
     small = build_settings("25031-25040")  # 10 ports: no static band
     taken = {"tcp": [R(25035), R(25037, 25040)]}
-    after, chosen = choose_ports(registry, "default", {("metrics", "tcp"): 4}, taken, small)
+    chosen = choose_ports(registry, "default", {("metrics", "tcp"): 4}, taken, small)[1]
     assert chosen == {("metrics", "tcp"): R(25031, 25034)}
 
 
@@ -427,7 +427,7 @@ def test_the_frozen_hint_once_added_to_the_file_lets_the_run_through(tmp_path):
     data = yaml.safe_load(HARMONY)
     data["fleets"]["default"].update(hint["fleets"]["default"])
     write(tmp_path / "fleet.yml", yaml.safe_dump(data))
-    after, chosen = choose_ports(load_registry(path), "default", demand, {}, DEFAULT, frozen=True)
+    chosen = choose_ports(load_registry(path), "default", demand, {}, DEFAULT, frozen=True)[1]
     assert chosen == {("ns:svc", "udp"): R(25031)}
 
 
@@ -566,7 +566,7 @@ def test_a_new_owner_is_written_and_reads_back(tmp_path):
     change = add_owner("api", 2)
     before, after, changed = update_registry(path, "default", change)
     assert (before, changed) == ("", True)
-    with open(path) as handle:
+    with open(path, encoding="utf-8") as handle:
         assert handle.read() == after
     assert load_registry(path).fleet("default") == {("api", "tcp"): R(25031, 25032)}
     assert change.chosen == {("api", "tcp"): R(25031, 25032)}
@@ -687,7 +687,7 @@ def _racer(path, owner, start, results):
     start.wait()
 
     def slow_add(registry):
-        after, chosen = choose_ports(registry, "default", {(owner, "tcp"): 2}, {}, DEFAULT)
+        after = choose_ports(registry, "default", {(owner, "tcp"): 2}, {}, DEFAULT)[0]
         time.sleep(0.3)  # hold the read registry long enough for the other run to read the same file
         return after
 

@@ -383,17 +383,21 @@ def update_registry(
     every owner another run added meanwhile. ``fleet`` (with ``settings``)
     is the fleet whose entries must lie in the range and outside reserved.
     The result, before and after, is validated; a file that does not pass is
-    never overwritten. In check mode nothing is locked or written.
+    never overwritten. In check mode nothing is locked or written. The lock
+    file ``<path>.lock`` is created beside the registry and left there (remove
+    a lock file and two runs may lock different files); a frozen run, which
+    never writes, should call :func:`load_registry` instead, so it needs no
+    write access to the directory.
     Returns the text before ("" for a missing file), the text after, and
     whether they differ.
     """
     fleet = validate_fleet(fleet)
     path = os.path.realpath(path)
     directory = os.path.dirname(path)
-    if check_mode:
-        return _update(path, fleet, change_fn, settings, write=False)
     if not os.path.isdir(directory):
         raise PortsError("registry %s: directory %s does not exist" % (path, directory))
+    if check_mode:
+        return _update(path, fleet, change_fn, settings, write=False)
     lock_path = path + ".lock"
     try:
         lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -427,6 +431,8 @@ def _update(
     after = dump_registry(changed_registry)
     # What would be written must read back as what change_fn returned, and pass.
     reread = parse_registry_text(after, path)
+    if reread.fleets != changed_registry.fleets:
+        raise PortsError("registry %s: internal error: the new registry does not read back as written" % path)
     if settings is not None:
         check_settings(reread, settings, fleet)
     if registry == changed_registry._replace(source=registry.source) or after == before:

@@ -673,9 +673,11 @@ def test_a_symlinked_registry_is_written_through_the_link(tmp_path):
     assert load_registry(target).fleet("default")[("api", "tcp")] == R(25031)
 
 
-def test_a_missing_directory_is_refused(tmp_path):
-    with pytest.raises(PortsError, match="does not exist"):
-        update_registry(str(tmp_path / "nowhere" / "fleet.yml"), "default", add_owner("api"))
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_missing_directory_is_refused_in_check_mode_too(tmp_path, check_mode):
+    with pytest.raises(PortsError, match="nowhere does not exist"):
+        update_registry(str(tmp_path / "nowhere" / "fleet.yml"), "default", add_owner("api"), check_mode=check_mode)
+    assert os.listdir(str(tmp_path)) == []
 
 
 def test_a_bad_fleet_name_is_refused(tmp_path):

@@ -273,6 +273,36 @@ def _holders(
     return texts
 
 
+def read_fleet(hosts: Mapping[str, Mapping[str, Any]], settings: Settings) -> List[HostView]:
+    """Every host's demand and survey, checked, in sorted host order (PortsError when malformed)."""
+    return _read_hosts(hosts, settings)
+
+
+def dynamic_demands(views: Sequence[HostView]) -> Dict[Key, int]:
+    """Who asks for a dynamic port of which proto, and how many ports at most on any host."""
+    wanted_count = {}  # type: Dict[Key, int]
+    for view in views:
+        for entry in view.entries:
+            if entry.dynamic:
+                wanted_count[entry.key] = max(wanted_count.get(entry.key, 0), entry.count)
+    return wanted_count
+
+
+def majority_ports(views: Sequence[HostView], keys: Sequence[Key], bounds: PortRange) -> Dict[Key, int]:
+    """The port the most hosts hold, for each of ``keys`` some host holds (the owners that exist)."""
+    ports = {}  # type: Dict[Key, int]
+    for key in keys:
+        held = _holds(views, key, bounds)
+        if held:
+            ports[key] = _majority_port(held)
+    return ports
+
+
+def static_claims(views: Sequence[HostView]) -> Dict[str, List[Claim]]:
+    """Per host, the ports its static entries ask for."""
+    return _static_claims(views)
+
+
 def choose_fleet_ports(
     hosts: Mapping[str, Mapping[str, Any]],
     port_range: str = "25000-25999",
@@ -294,23 +324,17 @@ def choose_fleet_ports(
     reserved_runs = merge(settings.reserved)
     views = _read_hosts(hosts, settings)
 
-    # Who asks for a dynamic port of which proto, and how many ports at most.
-    wanted_count = {}  # type: Dict[Key, int]
-    for view in views:
-        for entry in view.entries:
-            if entry.dynamic:
-                wanted_count[entry.key] = max(wanted_count.get(entry.key, 0), entry.count)
-
-    holds = {key: _holds(views, key, bounds) for key in wanted_count}
-    existing = sorted(key for key in wanted_count if holds[key])
-    new = sorted(key for key in wanted_count if not holds[key])
+    wanted_count = dynamic_demands(views)
+    majority = majority_ports(views, sorted(wanted_count), bounds)
+    existing = sorted(key for key in wanted_count if key in majority)
+    new = sorted(key for key in wanted_count if key not in majority)
 
     claims = _static_claims(views)
     given = {}  # type: Dict[str, List[PortRange]]
     fleet = {}  # type: Dict[Key, Optional[int]]
     why_none = {}  # type: Dict[Key, Tuple[str, str]]
     for key in existing:
-        port = _majority_port(holds[key])
+        port = majority[key]
         fleet[key] = port
         given.setdefault(key[1], []).append(PortRange(port, min(bounds.last, port + wanted_count[key] - 1)))
     for key in new:
@@ -326,15 +350,35 @@ def choose_fleet_ports(
             "in %s; the largest run free on every host is %s"
             % (bounds, "%d ports (%s)" % (best.size, best) if best else "none"),
         )
+    return settle_fleet_ports(views, fleet, existing + new, bounds, fallback, why_none)
 
-    order = {key: index for index, key in enumerate(existing + new)}
+
+def settle_fleet_ports(
+    views: Sequence[HostView],
+    fleet: Mapping[Key, Optional[int]],
+    order: Sequence[Key],
+    bounds: PortRange,
+    fallback: str,
+    why_none: Optional[Mapping[Key, Tuple[str, str]]] = None,
+) -> Dict[str, Dict[str, Any]]:
+    """What each host does with the fleet's ports: takes them, or meets a conflict or a local fallback.
+
+    ``fleet`` gives every dynamic (owner, proto) its fleet port (None: none
+    could be found, ``why_none`` says why); ``order`` is the order in which
+    owners claim their ports on a host.
+    """
+    if fallback not in FALLBACKS:
+        raise PortsError("fallback %r is not one of %s" % (fallback, ", ".join(FALLBACKS)))
+    why_none = why_none or {}
+    claims = _static_claims(views)
+    rank = {key: index for index, key in enumerate(order)}
     result = {}  # type: Dict[str, Dict[str, Any]]
     for view in views:
         host_claims = list(claims[view.name])
         settled = {}  # type: Dict[Key, Settled]
         # Existing owners first, then new ones: an earlier owner's fleet ports
         # on this host are claimed before a later one checks its own.
-        for entry in sorted((e for e in view.entries if e.dynamic), key=lambda e: order[e.key]):
+        for entry in sorted((e for e in view.entries if e.dynamic), key=lambda e: rank[e.key]):
             port = fleet[entry.key]
             if port is None:
                 settled[entry.key] = _refuse(view.name, entry, None, None, why_none[entry.key], fallback)

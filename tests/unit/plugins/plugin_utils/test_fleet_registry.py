@@ -708,7 +708,7 @@ def test_two_runs_at_once_adding_different_owners_both_land_on_different_ports(t
     for run in runs:
         run.join(30)
     assert [run.exitcode for run in runs] == [0, 0]
-    assert sorted(results.get(timeout=5) for _ in runs) == [("api", True), ("web", True)]
+    assert sorted(results.get(timeout=5) for unused_run in runs) == [("api", True), ("web", True)]
     fleet = load_registry(path, DEFAULT).fleet("default")
     assert fleet[("api", "tcp")].size == fleet[("web", "tcp")].size == 2
     assert not fleet[("api", "tcp")].overlaps(fleet[("web", "tcp")])
@@ -750,6 +750,6 @@ def test_many_writers_each_get_their_own_ports(tmp_path):
         run.join(30)
     assert [run.exitcode for run in runs] == [0] * len(owners)
     fleet = load_registry(path, DEFAULT).fleet("default")
-    assert sorted(owner for owner, _ in fleet) == sorted(owners)
+    assert sorted(owner for owner, unused_proto in fleet) == sorted(owners)
     firsts = sorted(ports.first for ports in fleet.values())
     assert firsts == [25031 + 3 * index for index in range(len(owners))]

@@ -41,7 +41,7 @@ help:
 	@echo '  make venv         .venv/ with the pinned toolchain (tests/requirements.txt)'
 	@echo '  make collection   copy the checkout to $(COLL:$(ROOT)/%=%)'
 	@echo '  make demo         allocate ports for sample services into demo/ports.db'
-	@echo '  make unit         pytest tests/unit (+ tests/reliability if present)'
+	@echo '  make unit         pytest tests/unit (+ tests/reliability if present) and tests/playbooks'
 	@echo '  make artifact     build from a dirty work tree copy: exact file list, installed demo, galaxy-importer'
 	@echo '  make sanity       ansible-test sanity, every Python here (offline-safe --venv)'
 	@echo '  make units        ansible-test units'
@@ -91,9 +91,9 @@ demo: collection
 
 # -------------------------------------------------------- unit (pytest)
 unit: collection
-	$(call header,unit: pytest tests/unit$(if $(wildcard $(ROOT)/tests/reliability), tests/reliability))
+	$(call header,unit: pytest tests/unit$(if $(wildcard $(ROOT)/tests/reliability), tests/reliability) tests/playbooks)
 	cd $(COLL) && $(RUN) PYTHONPATH=$(COLLECTIONS) python -m pytest -p no:cacheprovider \
-		tests/unit $(if $(wildcard $(ROOT)/tests/reliability),tests/reliability) $(PYTEST_ARGS)
+		tests/unit $(if $(wildcard $(ROOT)/tests/reliability),tests/reliability) tests/playbooks $(PYTEST_ARGS)
 
 # ----------------------------------------------------------- artifact
 # tests/artifact builds the collection from a copy of this work tree (git

@@ -46,6 +46,18 @@ options:
   generated:
     description: A time stamp shown in the header, such as the time the play ran. Nothing when omitted.
     type: str
+  registry:
+    description:
+      - The fleet registry (see M(berth.ports.fleet_registry)), a path on the controller. Given, an owner it names
+        drifts where a host holds other ports than the registry's, even when most hosts agree with each other.
+        A missing file names no owner.
+    type: path
+    version_added: 1.1.0
+  fleet:
+    description: The fleet of O(registry) the hosts belong to.
+    type: str
+    default: default
+    version_added: 1.1.0
 seealso:
   - module: berth.ports.port_info
   - plugin: berth.ports.fleet_ports
@@ -81,12 +93,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_map import shape_port_map
 from ansible_collections.berth.ports.plugins.module_utils.port_map_html import render_port_map
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import expected_ranges
 
 
-def port_map_html(surveys, range="25000-25999", title="berth.ports map", generated=None):
-    """``{host: port_info result} | berth.ports.port_map_html(range=..., title=..., generated=...)``."""
+def port_map_html(surveys, range="25000-25999", title="berth.ports map", generated=None, registry=None, fleet="default"):
+    """``{host: port_info result} | berth.ports.port_map_html(range=..., title=..., generated=..., registry=...)``."""
     try:
-        port_map = shape_port_map(surveys, port_range=range)
+        port_map = shape_port_map(surveys, port_range=range, expected=expected_ranges(registry, str(fleet)))
     except PortsError as exc:
         raise AnsibleFilterError("berth.ports.port_map_html: %s" % exc) from exc
     return render_port_map(port_map, title=str(title), generated=None if generated is None else str(generated))

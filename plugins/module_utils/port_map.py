@@ -11,7 +11,9 @@ output (:class:`PortMap`) is what ``port_map_html`` draws:
   one row with the list of its hosts; creation times may differ between them
   and are kept per host. Rows come by host count, largest first, then name.
 - ``drift``: an (owner, proto) whose ranges differ between the hosts that hold
-  it, with each variant and its hosts (report.yml's ``owners_differ``).
+  it, with each variant and its hosts (report.yml's ``owners_differ``); given
+  the fleet registry's ranges (``expected``), an owner it names drifts where
+  a host holds other ranges than the registry's, whatever most hosts hold.
 - ``strays``: listeners in the range without an allocation, per host.
 - ``doubles``: ports of one host held by two or more allocations (shared
   holders, or rows that overlap for any other reason).
@@ -106,7 +108,12 @@ class MapRow(NamedTuple):
 class Drift(NamedTuple):
     owner: str
     proto: str
-    variants: Tuple[Tuple[str, Tuple[str, ...]], ...]  # (ranges "A-B,C-D", hosts), most hosts first
+    variants: Tuple[Tuple[str, Tuple[str, ...]], ...]  # (ranges "A-B,C-D", hosts), the registry's or most hosts' first
+    expected: Optional[str] = None  # the registry's ranges, when it names the owner
+
+    def hosts(self) -> Dict[str, str]:
+        """Host -> the ranges it holds, for every host that holds the owner's ports of the proto."""
+        return {host: ranges for ranges, names in self.variants for host in names}
 
 
 class Stray(NamedTuple):
@@ -245,8 +252,10 @@ def _read_host(name: str, survey: Mapping[str, Any]) -> _Host:
 # ------------------------------------------------------------------ shaping
 
 
-def _drift(hosts: Sequence[_Host]) -> Tuple[Drift, ...]:
-    """(owner, proto) whose ranges differ between the hosts that hold them."""
+def _drift(hosts: Sequence[_Host], expected: Optional[Mapping[Tuple[str, str], str]] = None) -> Tuple[Drift, ...]:
+    """(owner, proto) whose ranges differ between the hosts that hold them, or from ``expected``
+    (the registry's ranges, "A-B") for the owners it names."""
+    expected = expected or {}
     per_key = {}  # type: Dict[Tuple[str, str], Dict[str, List[str]]]
     for host in hosts:
         mine = {}  # type: Dict[Tuple[str, str], List[str]]
@@ -259,9 +268,10 @@ def _drift(hosts: Sequence[_Host]) -> Tuple[Drift, ...]:
         variants = {}  # type: Dict[str, List[str]]
         for host_name, (ranges,) in by_host.items():
             variants.setdefault(ranges, []).append(host_name)
-        if len(variants) > 1:
-            ordered = sorted(variants.items(), key=lambda item: (-len(item[1]), item[0]))
-            found.append(Drift(owner, proto, tuple((ranges, tuple(sorted(names))) for ranges, names in ordered)))
+        reference = expected.get((owner, proto))
+        if reference is None and len(variants) > 1 or reference is not None and set(variants) != {reference}:
+            ordered = sorted(variants.items(), key=lambda item: (item[0] != reference, -len(item[1]), item[0]))
+            found.append(Drift(owner, proto, tuple((ranges, tuple(sorted(names))) for ranges, names in ordered), reference))
     return tuple(found)
 
 
@@ -302,11 +312,10 @@ def _usage(holdings: Sequence[Holding], bounds: PortRange) -> Tuple[Dict[str, in
     return free, used
 
 
-def shape_port_map(surveys: Mapping[str, Any], port_range: str = "25000-25999") -> PortMap:
-    """Shape ``{host: port_info result}`` into a :class:`PortMap`; PortsError on bad input."""
+def _read_surveys(surveys: Mapping[str, Any]) -> Tuple[List[_Host], List[Tuple[str, str]]]:
+    """The hosts whose survey can be read, and (host, why) for the others."""
     if not isinstance(surveys, Mapping):
         raise PortsError("expected a dict of host name to port_info result, got %r" % (type(surveys).__name__,))
-    bounds = parse_range(port_range)
     hosts = []  # type: List[_Host]
     unread = []  # type: List[Tuple[str, str]]
     for name in sorted(surveys, key=str):
@@ -318,8 +327,27 @@ def shape_port_map(surveys: Mapping[str, Any], port_range: str = "25000-25999") 
             unread.append((name, why))
             continue
         hosts.append(_read_host(name, survey))
+    return hosts, unread
 
-    drift = _drift(hosts)
+
+def owners_that_drift(surveys: Mapping[str, Any], expected: Optional[Mapping[Tuple[str, str], str]] = None) -> List[Dict[str, Any]]:
+    """report.yml's ``owners_differ``: per drifting (owner, proto), every holding host's ranges
+    and the registry's (None when it does not name the owner)."""
+    hosts, unused_unread = _read_surveys(surveys)
+    return [{"owner": d.owner, "proto": d.proto, "registry": d.expected, "hosts": d.hosts()} for d in _drift(hosts, expected)]
+
+
+def shape_port_map(
+    surveys: Mapping[str, Any], port_range: str = "25000-25999", expected: Optional[Mapping[Tuple[str, str], str]] = None
+) -> PortMap:
+    """Shape ``{host: port_info result}`` into a :class:`PortMap`; PortsError on bad input.
+
+    ``expected``: the fleet registry's ranges per (owner, proto), "A-B", that drift is measured against.
+    """
+    bounds = parse_range(port_range)
+    hosts, unread = _read_surveys(surveys)
+
+    drift = _drift(hosts, expected)
     drifting = {(d.owner, d.proto) for d in drift}
 
     groups = {}  # type: Dict[Tuple[Any, ...], List[_Host]]

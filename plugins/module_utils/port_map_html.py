@@ -277,6 +277,8 @@ def _findings(port_map: PortMap) -> str:
             variants = "; ".join("%s on %d host%s (%s)" % (ranges, len(hosts), "" if len(hosts) == 1 else "s",
                                                            _hosts_text(hosts, 8))
                                  for ranges, hosts in drift.variants)
+            if drift.expected is not None:
+                variants = "the registry holds %s; %s" % (drift.expected, variants)
             out.append('<li class="drift-item"><b>%s/%s</b>: %s</li>' % (_e(drift.owner), drift.proto, _e(variants)))
         out.append("</ul>")
     if port_map.strays:

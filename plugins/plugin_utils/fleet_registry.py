@@ -709,3 +709,12 @@ def registry_fleet_ports(
         write = update_registry(path, fleet, change, check_mode=check_mode, settings=settings)
     ports = {key: chosen[key].first for key in demands}  # type: Dict[Key, Optional[int]]
     return RegistryRun(settle_fleet_ports(views, ports, sorted(demands), settings.bounds, fallback), chosen, write)
+
+
+def expected_ranges(path: Optional[str], fleet: str = DEFAULT_FLEET) -> Dict[Key, str]:
+    """The fleet's registry ranges per (owner, proto) as port_info writes ranges ("A-B"), for
+    measuring drift against; empty without a path or a file."""
+    if not path:
+        return {}
+    fleet = validate_fleet(fleet)
+    return {key: str(ports) for key, ports in sorted(load_registry(path).fleet(fleet).items())}

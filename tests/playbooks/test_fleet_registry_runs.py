@@ -38,6 +38,21 @@ PLAY = """- name: Fleet services
 """
 
 
+REPORT_PLAY = """- name: The fleet report
+  ansible.builtin.import_playbook: berth.ports.report
+
+- name: Keep what it found
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Save berth_report
+      ansible.builtin.copy:
+        content: "{{ berth_report | to_json }}"
+        dest: %s
+        mode: "0600"
+"""
+
+
 class Fleet:
     """Local hosts h0..hN-1, a registry file, and ansible-playbook runs against them."""
 
@@ -84,6 +99,18 @@ class Fleet:
         proc = self.start(serial, extra)
         out = proc.communicate(timeout=600)[0]
         return proc.returncode, out
+
+    def report(self, *extra):
+        """berth.ports.report over the fleet; its berth_report fact, read back from a JSON file."""
+        saved = os.path.join(self.root, "report.json")
+        play = os.path.join(self.root, "report.yml")
+        with open(play, "w") as handle:
+            handle.write(REPORT_PLAY % json.dumps(saved))
+        done = subprocess.run(["ansible-playbook", "-i", self.inventory, play, "-e", "berth_hosts_group=fleet"] + list(extra),
+                              env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stdout
+        with open(saved) as handle:
+            return json.load(handle)
 
     def hold(self, name, owner, port):
         """Give ``owner`` static ``port`` on host ``name`` before the play, as another team would."""
@@ -196,3 +223,22 @@ def test_check_mode_shows_the_registry_change_and_writes_nothing(tmp_path):
     assert fleet.registry_entries() == {"api": {"tcp": "25031-25032"}}
     rc, out = fleet.run(extra=["--diff"])  # the second run changes nothing, the registry included
     assert rc == 0 and "changed=0" in out, out
+
+
+def test_the_report_measures_drift_against_the_registry_until_every_host_converges(tmp_path):
+    fleet = Fleet(tmp_path, 3, API)
+    assert fleet.run()[0] == 0
+    assert fleet.report("-e", "berth_fleet_registry=" + fleet.registry)["owners_differ"] == []
+    # api grows to 3 ports on h0 alone: the registry keeps its first port and grows in place
+    grown = json.dumps({"berth_services": [{"unit": "api.service", "tcp_ports_demand": 3}]})
+    rc, out = fleet.run(extra=["--limit", "h0", "-e", grown])
+    assert rc == 0, out
+    assert fleet.registry_entries() == {"api": {"tcp": "25031-25033"}}
+    held = {"h0": "25031-25033", "h1": "25031-25032", "h2": "25031-25032"}
+    with_registry = fleet.report("-e", "berth_fleet_registry=" + fleet.registry)
+    assert with_registry["registry"] == fleet.registry
+    assert with_registry["owners_differ"] == [{"owner": "api", "proto": "tcp", "registry": "25031-25033", "hosts": held}]
+    # h1 and h2 converge on their next run; then nothing drifts
+    rc, out = fleet.run(extra=["-e", grown])
+    assert rc == 0, out
+    assert fleet.report("-e", "berth_fleet_registry=" + fleet.registry)["owners_differ"] == []

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_map import owner_color, port_map_summary, shape_port_map
+from ansible_collections.berth.ports.plugins.module_utils.port_map import owner_color, owners_that_drift, port_map_summary, shape_port_map
 from ansible_collections.berth.ports.plugins.module_utils.port_map_html import render_port_map
 from ansible_collections.berth.ports.tests.unit.plugins.module_utils.port_map_fleet import allocation, fleet, survey
 
@@ -50,6 +50,34 @@ def test_drift_names_each_variant_and_its_hosts():
     flags = {(row.hosts, s.holding.owner): s.drift for row in shaped.rows for s in row.segments}
     assert flags == {(("a", "b"), "web"): True, (("c",), "web"): True, (("d",), "other"): False}
     assert [o.name for o in shaped.owners if o.drift] == ["web"]
+
+
+def test_drift_against_the_registry_flags_hosts_that_differ_from_it_even_as_a_majority():
+    surveys = {
+        "a": survey([allocation("api", 25031, 25033), allocation("web", 25040)]),
+        "b": survey([allocation("api", 25031, 25032), allocation("web", 25041)]),
+        "c": survey([allocation("api", 25031, 25032), allocation("db", 25050)]),
+    }
+    # Without the registry: api and web differ between hosts, the majority first.
+    assert owners_that_drift(surveys) == [
+        {"owner": "api", "proto": "tcp", "registry": None, "hosts": {"a": "25031-25033", "b": "25031-25032", "c": "25031-25032"}},
+        {"owner": "web", "proto": "tcp", "registry": None, "hosts": {"a": "25040-25040", "b": "25041-25041"}},
+    ]
+    # The registry grew api to three ports: b and c have not converged yet; db agrees with it.
+    expected = {("api", "tcp"): "25031-25033", ("db", "tcp"): "25050-25050"}
+    drift = shape_port_map(surveys, expected=expected).drift
+    assert [(d.owner, d.expected, d.variants[0]) for d in drift] == [
+        ("api", "25031-25033", ("25031-25033", ("a",))),
+        ("web", None, ("25040-25040", ("a",))),
+    ]
+    # A registry every holder agrees with flags nothing, though the registry names an owner no host holds.
+    agreeing = {"a": survey([allocation("api", 25031, 25032)]), "b": survey([allocation("api", 25031, 25032)])}
+    assert owners_that_drift(agreeing, {("api", "tcp"): "25031-25032", ("ghost", "tcp"): "25099-25099"}) == []
+    # One host alone can drift from the registry.
+    assert owners_that_drift({"a": survey([allocation("api", 25040)])}, {("api", "tcp"): "25031-25031"}) == [
+        {"owner": "api", "proto": "tcp", "registry": "25031-25031", "hosts": {"a": "25040-25040"}}]
+    page = render_port_map(shape_port_map(surveys, expected=expected), title="t")
+    assert "the registry holds 25031-25033; 25031-25033 on 1 host (a)" in page
 
 
 def test_several_ranges_of_one_owner_compare_as_a_set():

@@ -176,27 +176,6 @@ def _read_hosts(hosts: object, settings: Settings) -> List[HostView]:
 # --------------------------------------------------------------- the choice
 
 
-def _holds(views: Sequence[HostView], key: Key, bounds: PortRange) -> Dict[str, int]:
-    """Host -> the owner's port of that proto there: its lowest first port inside the range.
-
-    Hosts whose demand frees the owner (count 0) do not count: they are about
-    to give their port back.
-    """
-    owner, proto = key
-    held = {}  # type: Dict[str, int]
-    for view in views:
-        if any(entry.key == key and entry.count == 0 for entry in view.entries):
-            continue
-        firsts = [
-            row.range.first
-            for row in view.rows
-            if row.owner == owner and row.proto == proto and bounds.contains(row.range.first)
-        ]
-        if firsts:
-            held[view.name] = min(firsts)
-    return held
-
-
 def _majority_port(held: Mapping[str, int]) -> int:
     """The port the most hosts hold; a tie goes to the lowest port."""
     tally = {}  # type: Dict[int, int]
@@ -289,13 +268,25 @@ def dynamic_demands(views: Sequence[HostView]) -> Dict[Key, int]:
 
 
 def majority_ports(views: Sequence[HostView], keys: Sequence[Key], bounds: PortRange) -> Dict[Key, int]:
-    """The port the most hosts hold, for each of ``keys`` some host holds (the owners that exist)."""
-    ports = {}  # type: Dict[Key, int]
-    for key in keys:
-        held = _holds(views, key, bounds)
-        if held:
-            ports[key] = _majority_port(held)
-    return ports
+    """The port the most hosts hold, for each of ``keys`` some host holds (the owners that exist).
+
+    An owner's port on a host is its lowest first port inside the range there.
+    Hosts whose demand frees the owner (count 0) do not count: they are about
+    to give their port back. One pass over every host's rows, whatever the
+    number of keys.
+    """
+    wanted = set(keys)
+    held = {}  # type: Dict[Key, Dict[str, int]]
+    for view in views:
+        freeing = {entry.key for entry in view.entries if entry.count == 0}
+        lowest = {}  # type: Dict[Key, int]
+        for row in view.rows:
+            key = (row.owner, row.proto)
+            if key in wanted and key not in freeing and bounds.contains(row.range.first):
+                lowest[key] = min(lowest.get(key, row.range.first), row.range.first)
+        for key, first in lowest.items():
+            held.setdefault(key, {})[view.name] = first
+    return {key: _majority_port(by_host) for key, by_host in held.items()}
 
 
 def static_claims(views: Sequence[HostView]) -> Dict[str, List[Claim]]:
@@ -350,7 +341,7 @@ def choose_fleet_ports(
             "in %s; the largest run free on every host is %s"
             % (bounds, "%d ports (%s)" % (best.size, best) if best else "none"),
         )
-    return settle_fleet_ports(views, fleet, existing + new, bounds, fallback, why_none)
+    return settle_fleet_ports(views, fleet, existing + new, bounds, fallback, why_none, claims)
 
 
 def settle_fleet_ports(
@@ -360,17 +351,19 @@ def settle_fleet_ports(
     bounds: PortRange,
     fallback: str,
     why_none: Optional[Mapping[Key, Tuple[str, str]]] = None,
+    claims: Optional[Mapping[str, Sequence[Claim]]] = None,
 ) -> Dict[str, Dict[str, Any]]:
     """What each host does with the fleet's ports: takes them, or meets a conflict or a local fallback.
 
     ``fleet`` gives every dynamic (owner, proto) its fleet port (None: none
     could be found, ``why_none`` says why); ``order`` is the order in which
-    owners claim their ports on a host.
+    owners claim their ports on a host; ``claims``, the hosts' static asks
+    when the caller has them already.
     """
     if fallback not in FALLBACKS:
         raise PortsError("fallback %r is not one of %s" % (fallback, ", ".join(FALLBACKS)))
     why_none = why_none or {}
-    claims = _static_claims(views)
+    claims = _static_claims(views) if claims is None else claims
     rank = {key: index for index, key in enumerate(order)}
     result = {}  # type: Dict[str, Dict[str, Any]]
     for view in views:

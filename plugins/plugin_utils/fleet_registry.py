@@ -76,6 +76,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.fleet_choice import (
     FALLBACKS,
+    Claim,
     HostView,
     dynamic_demands,
     majority_ports,
@@ -629,10 +630,9 @@ class RegistryRun(NamedTuple):
     write: RegistryWrite
 
 
-def _surveyed(views: Sequence[HostView]) -> Dict[str, List[Surveyed]]:
+def _surveyed(views: Sequence[HostView], claims: Mapping[str, Sequence[Claim]]) -> Dict[str, List[Surveyed]]:
     """What the run's hosts hold, per proto: rows and static asks by owner, listeners for everyone."""
     taken = {"tcp": [], "udp": []}  # type: Dict[str, List[Surveyed]]
-    claims = static_claims(views)
     for view in views:
         for row in view.rows:
             taken[row.proto].append(Taken(row.owner, row.range))
@@ -690,7 +690,8 @@ def registry_fleet_ports(
     settings = build_settings(port_range, () if reserved is None else reserved)
     views = read_fleet(hosts, settings)
     demands = dynamic_demands(views)
-    taken = _surveyed(views)
+    claims = static_claims(views)
+    taken = _surveyed(views, claims)
     majority = majority_ports(views, sorted(demands), settings.bounds)
     chosen = {}  # type: Dict[Key, PortRange]
 
@@ -708,7 +709,8 @@ def registry_fleet_ports(
     else:
         write = update_registry(path, fleet, change, check_mode=check_mode, settings=settings)
     ports = {key: chosen[key].first for key in demands}  # type: Dict[Key, Optional[int]]
-    return RegistryRun(settle_fleet_ports(views, ports, sorted(demands), settings.bounds, fallback), chosen, write)
+    settled = settle_fleet_ports(views, ports, sorted(demands), settings.bounds, fallback, claims=claims)
+    return RegistryRun(settled, chosen, write)
 
 
 def expected_ranges(path: Optional[str], fleet: str = DEFAULT_FLEET) -> Dict[Key, str]:

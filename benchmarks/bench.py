@@ -10,8 +10,10 @@ benchmarks/results.json.
 
 Environment knobs (defaults in brackets): BENCH_ROWS (all; e.g. "2,3"),
 BENCH_PLAY_ROUNDS [3], BENCH_FLEET_HOSTS [200], BENCH_FLEET_FORKS [10],
-BENCH_FLEET_ROUNDS [1], BENCH_SERVICES_HOSTS [50], BENCH_SERVICES_PER_HOST [10],
-BENCH_SERVICES_FORKS [10], BENCH_SERVICES_ROUNDS [1], BENCH_DIR (scratch directory on the disk to measure
+BENCH_FLEET_ROUNDS [1], BENCH_SERVICES_HOSTS [10; full size 50], BENCH_SERVICES_PER_HOST [10],
+BENCH_SERVICES_FORKS [10], BENCH_SERVICES_ROUNDS [1], BENCH_REGISTRY_HOSTS [20; full size 50],
+BENCH_REGISTRY_PER_HOST [10], BENCH_REGISTRY_FORKS [10], BENCH_REGISTRY_ROUNDS [1],
+BENCH_CHOICE_SERVICES [20], BENCH_CHOICE_ROUNDS [3], BENCH_DIR (scratch directory on the disk to measure
 [a temporary directory under .build/]).
 """
 
@@ -34,6 +36,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_store impor
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, bands
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, build_settings
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import registry_fleet_ports
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results.json")
@@ -372,15 +375,11 @@ def _dropin_texts(unit_dir):
     return found
 
 
-def bench_fleet_services(work):
-    """Row 7: site.yml's service play (firewall off) over many hosts with many
-    services each, against hand-written drop-ins from fixed ports; and the old
-    per-service include_role loop against the list form."""
-    hosts = _env_int("BENCH_SERVICES_HOSTS", 50)
-    per_host = _env_int("BENCH_SERVICES_PER_HOST", 10)
-    forks = _env_int("BENCH_SERVICES_FORKS", 10)
-    rounds = _env_int("BENCH_SERVICES_ROUNDS", 1)
-    root = os.path.join(work, "services")
+def _services_fleet(root, hosts, per_host):
+    """Local hosts with ``per_host`` services each, for site.yml (rows 7 and 8): the
+    inventory (each host its own database and unit directory; berth_services for
+    the role, bench_dropins, the same ports fixed, for a hand-written play), the
+    environment with the stand-in systemctl, the hosts' directory and names."""
     hostdir = os.path.join(root, "hosts")
     bindir = os.path.join(root, "bin")
     os.makedirs(bindir, exist_ok=True)
@@ -389,10 +388,7 @@ def bench_fleet_services(work):
         handle.write(_STANDIN_SYSTEMCTL)
     os.chmod(systemctl, 0o755)
     env = {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-
     services, dropins = _fleet_services(per_host)
-    # Each host its own database and unit directory; berth_services for the
-    # role, bench_dropins (the same ports, fixed) for the hand-written play.
     names = ["h%03d" % i for i in range(hosts)]
     group = {
         "hosts": {
@@ -413,6 +409,19 @@ def bench_fleet_services(work):
     inventory = os.path.join(root, "inventory.json")  # JSON is YAML: the yaml inventory plugin reads it
     with open(inventory, "w") as handle:
         json.dump({"berth_hosts": group}, handle, indent=1)
+    return inventory, env, hostdir, names
+
+
+def bench_fleet_services(work):
+    """Row 7: site.yml's service play (firewall off) over many hosts with many
+    services each, against hand-written drop-ins from fixed ports; and the old
+    per-service include_role loop against the list form."""
+    hosts = _env_int("BENCH_SERVICES_HOSTS", 10)
+    per_host = _env_int("BENCH_SERVICES_PER_HOST", 10)
+    forks = _env_int("BENCH_SERVICES_FORKS", 10)
+    rounds = _env_int("BENCH_SERVICES_ROUNDS", 1)
+    root = os.path.join(work, "services")
+    inventory, env, hostdir, names = _services_fleet(root, hosts, per_host)
     template = os.path.join(root, "baseline.conf.j2")
     with open(template, "w") as handle:
         handle.write(_BASELINE_TEMPLATE)
@@ -471,6 +480,86 @@ def bench_fleet_services(work):
         "%s; first converge (fresh databases and drop-ins); stand-in systemctl for both" % shape,
     )
     return [row, row_b]
+
+
+# ---------------------------------------------------------------- row 8: the fleet registry
+
+
+def bench_fleet_registry(work):
+    """Row 8: site.yml with fleet-consistent ports from the registry against the same
+    play without fleet consistency (8); the registry's choice alone on the
+    controller at 500 and 5 000 hosts, against ten times the 500-host time (8b)."""
+    hosts = _env_int("BENCH_REGISTRY_HOSTS", 20)
+    per_host = _env_int("BENCH_REGISTRY_PER_HOST", 10)
+    forks = _env_int("BENCH_REGISTRY_FORKS", 10)
+    rounds = _env_int("BENCH_REGISTRY_ROUNDS", 1)
+    root = os.path.join(work, "registry")
+    inventory, env, hostdir, unused_names = _services_fleet(root, hosts, per_host)
+    registry = os.path.join(root, "berth-ports-registry.yml")
+
+    def converge(extra):
+        """Fresh databases, drop-ins and registry, then one timed first run."""
+        shutil.rmtree(hostdir, ignore_errors=True)
+        _fresh(registry)
+        return _run_play("berth.ports.site", inventory, forks, extra=extra, env=env)
+
+    fleet_args = ["-e", json.dumps({"service_ports_fleet_consistent": True, "service_ports_fleet_registry": registry})]
+    value, baseline = _alternating(rounds, lambda: converge(fleet_args), lambda: converge([]), "row 8 registry vs plain")
+    with open(registry) as handle:
+        written = handle.read()
+    shutil.rmtree(root, ignore_errors=True)
+    if written.count("tcp:") != per_host:
+        raise SystemExit("row 8: the registry does not hold the %d services: %s" % (per_host, written[:2000]))
+    row = _row(
+        "8 fleet registry: site.yml fleet-consistent with the registry vs without",
+        value,
+        baseline,
+        "s/play",
+        1.3,
+        False,
+        "%d hosts x %d services, forks %d, %d round(s); first converge (fresh databases, drop-ins, registry);"
+        " stand-in systemctl for both" % (hosts, per_host, forks, rounds),
+    )
+    return [row, _bench_registry_choice(work)]
+
+
+def _choice_input(hosts, services):
+    """What the role hands the registry for ``hosts`` hosts asking for ``services`` services each."""
+    demand = [{"owner": "svc%02d" % i, "proto": "tcp", "count": 1 + i % 3} for i in range(services)]
+    survey = {"changed": False, "allocations": [], "conflicts": [], "free": {}, "largest_free_run": {}}
+    return {"h%05d" % i: {"demand": demand, "survey": survey} for i in range(hosts)}
+
+
+def _bench_registry_choice(work):
+    """Row 8b: registry_fleet_ports alone, 5 000 hosts against ten times 500 (linear is 1x)."""
+    services = _env_int("BENCH_CHOICE_SERVICES", 20)
+    rounds = _env_int("BENCH_CHOICE_ROUNDS", 3)
+    path = os.path.join(work, "choice-registry.yml")
+
+    def timed(hosts):
+        data = _choice_input(hosts, services)
+
+        def run():
+            _fresh(path)  # every owner new: the whole choice, and a write
+            start = time.perf_counter()
+            registry_fleet_ports(data, path)
+            return time.perf_counter() - start
+
+        return run
+
+    large, small = _alternating(rounds, timed(5000), timed(500), "row 8b choice 5000 vs 500 hosts")
+    _fresh(path)
+    row = _row(
+        "8b registry choice: 5 000 hosts vs 10 x 500 hosts (x %d services)" % services,
+        large,
+        10 * small,
+        "s",
+        1.3,
+        False,
+        "500 hosts: %.2f s; 5 000 hosts: %.2f s (target under 2 s); median of %d" % (small, large, rounds),
+    )
+    row["met"] = row["met"] and large < 2.0
+    return row
 
 
 # ---------------------------------------------------------------- row 2: durable rate
@@ -721,6 +810,7 @@ BENCHES = {
     "5": bench_fleet,
     "6": bench_lookup,
     "7": bench_fleet_services,
+    "8": bench_fleet_registry,
 }
 
 
@@ -749,7 +839,7 @@ def _print_table(rows):
 
 
 def main():
-    wanted = os.environ.get("BENCH_ROWS", "1,2,3,4,5,6,7").replace(" ", "").split(",")
+    wanted = os.environ.get("BENCH_ROWS", "1,2,3,4,5,6,7,8").replace(" ", "").split(",")
     # Scratch files on the checkout's disk, in the ignored .build/ so that
     # neither git nor the collection copy ever sees them.
     base = os.environ.get("BENCH_DIR") or os.path.join(os.path.dirname(HERE), ".build")

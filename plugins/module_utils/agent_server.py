@@ -372,11 +372,10 @@ def run_daemon(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _reload)
+    audit_to = "the journal" if server.audit.journal_socket else "stderr"
     log("berth-ports agent serving %s (db %s, grants %s, max %d clients, %d per uid, %d without a grant, read timeout %.1fs, "
-        "audit to %s)" % (
-        bound or "the socket from systemd", service.config.db_path, grants.path, max_clients, max_clients_per_uid,
-        max_clients_ungranted, read_timeout,
-        "the journal" if server.audit.journal_socket else "stderr"))
+        "audit to %s)" % (bound or "the socket from systemd", service.config.db_path, grants.path, max_clients,
+                          max_clients_per_uid, max_clients_ungranted, read_timeout, audit_to))
     try:
         server.serve_forever()
     finally:

@@ -65,6 +65,7 @@ if hasattr(os, "register_at_fork"):
 # by us, so this process does not roll back what the parent is writing.
 _INHERITED = []  # type: List[sqlite3.Connection]
 
+
 class _DescriptorCloser:
     """Closes this process's own descriptors of database files, never under a transaction.
 

@@ -161,7 +161,7 @@ def test_every_kind_of_refusal_is_limited_per_uid_and_what_was_left_out_is_count
     stream = io.StringIO()
     audit = AuditLog(stream=stream, clock=lambda: now[0])
     forbidden = Decision(REFUSED, "forbidden", "allocate", 4104, 5, owner="x", proto="tcp", count=1, detail="no grant")
-    for _ in range(200):
+    for unused_round in range(200):
         audit.record(forbidden)
         audit.record(ALLOCATED)  # what was allowed is never held back
         audit.record(forbidden._replace(uid=4105))  # another uid has its own share

@@ -761,7 +761,6 @@ def test_concurrent_requests_beside_an_outside_reader_leave_the_database_intact(
     assert daemon.alive(), daemon.logs()
 
 
-
 # -- what a caller without a grant, or with a narrow one, cannot do --------------------------
 
 # uids nobody granted, as many as `unshare --user --map-auto` gives a user with a subuid range.
@@ -803,7 +802,7 @@ def test_a_grant_without_caps_cannot_take_the_whole_block(daemon):
 
 def test_refusals_of_one_uid_cannot_flood_the_audit_trail(daemon):
     def hammer_forbidden():
-        for _ in range(150):
+        for unused_attempt in range(150):
             try:
                 client(daemon).allocate(1)
             except AgentError:

@@ -61,7 +61,9 @@ def shipped(path: str) -> bool:
         return False
     if path in SINGLE_FILES:
         return True
-    if folder in ("meta", "playbooks"):
+    if folder == "meta":  # .txt: the EE requirement files meta/execution-environment.yml names
+        return name.endswith((".yml", ".yaml", ".txt"))
+    if folder == "playbooks":
         return name.endswith((".yml", ".yaml"))
     if folder == "tests/sanity":
         return fnmatch.fnmatchcase(name, "ignore-*.txt")

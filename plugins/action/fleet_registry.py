@@ -16,9 +16,11 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import DEFAULT_FLEET, registry_fleet_ports
 
+DEFAULT_REGISTRY_FILE = "berth-ports-registry.yml"
+
 ARGUMENT_SPEC = {
     "hosts": {"type": "dict", "required": True},
-    "registry": {"type": "path", "required": True},
+    "registry": {"type": "path"},
     "fleet": {"type": "str", "default": DEFAULT_FLEET},
     "frozen": {"type": "bool", "default": False},
     "range": {"type": "str", "default": "25000-25999"},
@@ -38,7 +40,12 @@ class ActionModule(ActionBase):
         del tmp  # nothing is copied to the host
         unused_validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         path = args["registry"]
-        if not os.path.isabs(path):
+        if not path:
+            # Beside the inventory; a host list has no directory (Ansible says "None").
+            inventory_dir = (task_vars or {}).get("inventory_dir")
+            base = inventory_dir if isinstance(inventory_dir, str) and os.path.isdir(inventory_dir) else os.getcwd()
+            path = os.path.join(base, DEFAULT_REGISTRY_FILE)
+        elif not os.path.isabs(path):
             path = self._loader.path_dwim(path)
         # Plain Python data for the library: templated values are Ansible's tagged
         # str subclasses, which the registry's YAML writer rightly refuses.

@@ -242,3 +242,24 @@ def test_the_report_measures_drift_against_the_registry_until_every_host_converg
     rc, out = fleet.run(extra=["-e", grown])
     assert rc == 0, out
     assert fleet.report("-e", "berth_fleet_registry=" + fleet.registry)["owners_differ"] == []
+
+
+def test_without_an_inventory_directory_the_registry_is_written_where_ansible_playbook_runs(tmp_path):
+    """A host list has no inventory directory; the registry must never land inside the collection,
+    where berth.ports.site's playbook_dir is. (With an inventory file, every test above finds the
+    registry beside it: that is the default Fleet relies on.)"""
+    fleet = Fleet(tmp_path, 1, API)
+    with open(fleet.inventory) as handle:
+        inventory = json.load(handle)["fleet"]
+    extra = dict(inventory["vars"], **inventory["hosts"]["h0"])
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    play = os.path.join(fleet.root, "play.yml")
+    with open(play, "w") as handle:
+        handle.write(PLAY.replace("hosts: fleet", "hosts: all") % 0)
+    proc = subprocess.run(["ansible-playbook", "-i", "h0,", play, "-e", json.dumps(extra)], cwd=str(workdir), env=fleet.env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout
+    with open(str(workdir / "berth-ports-registry.yml")) as handle:
+        assert yaml.safe_load(handle)["fleets"]["default"] == {"api": {"tcp": "25031-25032"}}
+    assert not os.path.exists(fleet.registry)

@@ -29,6 +29,18 @@ ARGUMENT_SPEC = {
 }
 
 
+def _default_directory(task_vars):
+    """Beside the playbook; but never inside a collection (berth.ports.site's playbook_dir is the
+    collection's playbooks/), and never in an inventory directory, where Ansible would read the
+    registry as inventory: there, the directory ansible-playbook runs in (the project, under AWX)."""
+    playbook_dir = task_vars.get("playbook_dir")
+    if isinstance(playbook_dir, str) and os.path.isdir(playbook_dir):
+        parts = os.path.abspath(playbook_dir).split(os.sep)
+        if "ansible_collections" not in parts:
+            return playbook_dir
+    return os.getcwd()
+
+
 class ActionModule(ActionBase):
     """Read, choose, write the registry; return each host's entries."""
 
@@ -41,10 +53,7 @@ class ActionModule(ActionBase):
         unused_validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         path = args["registry"]
         if not path:
-            # Beside the inventory; a host list has no directory (Ansible says "None").
-            inventory_dir = (task_vars or {}).get("inventory_dir")
-            base = inventory_dir if isinstance(inventory_dir, str) and os.path.isdir(inventory_dir) else os.getcwd()
-            path = os.path.join(base, DEFAULT_REGISTRY_FILE)
+            path = os.path.join(_default_directory(task_vars or {}), DEFAULT_REGISTRY_FILE)
         elif not os.path.isabs(path):
             path = self._loader.path_dwim(path)
         # Plain Python data for the library: templated values are Ansible's tagged

@@ -48,10 +48,11 @@ options:
       - Path of the registry file on the controller; a relative path is taken from the playbook's
         directory. A missing file is an empty registry and is created on the first write; its
         directory must exist.
-      - When omitted, C(berth-ports-registry.yml) in the directory of the inventory the first host of the
-        play comes from, or, when that host comes from a list of hosts (C(-i host1,host2)), in the directory
-        C(ansible-playbook) runs in; never inside the collection.
-      - Keep it in git beside the inventory; the lock file C(<registry>.lock) beside it is not content.
+      - When omitted, C(berth-ports-registry.yml) beside the playbook, or, when the playbook is one of a
+        collection's (C(berth.ports.site) itself), in the directory C(ansible-playbook) runs in, the project's
+        root under AWX. Never inside a collection, and never in an inventory directory, where Ansible would
+        read the file as inventory.
+      - Keep it in git beside the playbooks; the lock file C(<registry>.lock) beside it is not content.
     type: path
   fleet:
     description:

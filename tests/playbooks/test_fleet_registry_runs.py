@@ -59,8 +59,9 @@ class Fleet:
     def __init__(self, root, count, services, fallback="fail", frozen=False, per_host=None):
         self.root = str(root)
         self.names = ["h%d" % i for i in range(count)]
-        self.registry = os.path.join(self.root, "inventory", "berth-ports-registry.yml")
-        os.makedirs(os.path.dirname(self.registry))
+        # The default registry: beside the playbook, which start() writes into root.
+        self.registry = os.path.join(self.root, "berth-ports-registry.yml")
+        os.makedirs(os.path.join(self.root, "inventory"))
         bindir = os.path.join(self.root, "bin")
         os.makedirs(bindir)
         with open(os.path.join(bindir, "systemctl"), "w") as handle:
@@ -244,22 +245,22 @@ def test_the_report_measures_drift_against_the_registry_until_every_host_converg
     assert fleet.report("-e", "berth_fleet_registry=" + fleet.registry)["owners_differ"] == []
 
 
-def test_without_an_inventory_directory_the_registry_is_written_where_ansible_playbook_runs(tmp_path):
-    """A host list has no inventory directory; the registry must never land inside the collection,
-    where berth.ports.site's playbook_dir is. (With an inventory file, every test above finds the
-    registry beside it: that is the default Fleet relies on.)"""
+def test_the_default_registry_is_beside_the_playbook_and_never_in_the_inventory_or_the_collection(tmp_path):
+    """An inventory directory would read the registry as inventory; berth.ports.site's playbook_dir is
+    inside the collection: the collection's own playbook writes where ansible-playbook runs."""
     fleet = Fleet(tmp_path, 1, API)
-    with open(fleet.inventory) as handle:
-        inventory = json.load(handle)["fleet"]
-    extra = dict(inventory["vars"], **inventory["hosts"]["h0"])
-    workdir = tmp_path / "cwd"
+    assert fleet.run()[0] == 0
+    assert os.path.exists(fleet.registry)
+    assert os.listdir(os.path.dirname(fleet.inventory)) == ["hosts.json"]
+    workdir = tmp_path / "project"
     workdir.mkdir()
-    play = os.path.join(fleet.root, "play.yml")
-    with open(play, "w") as handle:
-        handle.write(PLAY.replace("hosts: fleet", "hosts: all") % 0)
-    proc = subprocess.run(["ansible-playbook", "-i", "h0,", play, "-e", json.dumps(extra)], cwd=str(workdir), env=fleet.env,
+    proc = subprocess.run(["ansible-playbook", "-i", fleet.inventory, "berth.ports.site", "-e", "berth_hosts_group=fleet",
+                           "-e", "berth_firewall_enabled=false"], cwd=str(workdir), env=fleet.env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout
     with open(str(workdir / "berth-ports-registry.yml")) as handle:
         assert yaml.safe_load(handle)["fleets"]["default"] == {"api": {"tcp": "25031-25032"}}
-    assert not os.path.exists(fleet.registry)
+    collections = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "")
+    for root in filter(None, collections.split(os.pathsep)):
+        for parent, unused_dirs, files in os.walk(root):
+            assert "berth-ports-registry.yml" not in files, parent

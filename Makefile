@@ -52,7 +52,7 @@ help:
 	@echo '  make docs         antsibull-docs lint and the docsite build, failing on any warning'
 	@echo '  make molecule     extensions/molecule/run.sh'
 	@echo '  make test         all of the above (demo as a smoke test)'
-	@echo '  make bench        benchmarks/bench.py: seven rows next to same-run baselines'
+	@echo '  make bench        benchmarks/bench.py: eight rows next to same-run baselines'
 	@echo '  make mutation     mutmut over the allocator core, score per file (slow; not in make test)'
 	@echo '  make clean        remove .venv, .build, demo/ and test output'
 

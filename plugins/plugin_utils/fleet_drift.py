@@ -56,5 +56,3 @@ def owners_that_drift(surveys: Mapping[str, Any], expected: Optional[Mapping[Tup
     and the registry's (None when it does not name the owner)."""
     hosts, unused_unread = read_surveys(surveys)
     return [{"owner": d.owner, "proto": d.proto, "registry": d.expected, "hosts": d.hosts()} for d in find_drift(hosts, expected)]
-
-

@@ -130,5 +130,3 @@ def registry_fleet_ports(
     ports = {key: chosen[key].first for key in demands}  # type: Dict[Key, Optional[int]]
     settled = settle_fleet_ports(views, ports, sorted(demands), settings.bounds, fallback, claims=claims)
     return RegistryRun(settled, chosen, write)
-
-

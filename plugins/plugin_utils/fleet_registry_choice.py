@@ -199,5 +199,3 @@ def _refuse_frozen(registry: Registry, fleet: str, before: Mapping[Key, PortRang
             % (registry_label(registry.source, fleet), owner, proto, ports.size, port_spec(old), hint)
         )
     raise PortsError("%s: internal error: a frozen registry would change" % registry_label(registry.source, fleet))
-
-

@@ -282,4 +282,3 @@ def expected_ranges(path: Optional[str], fleet: str = DEFAULT_FLEET) -> Dict[Key
         return {}
     fleet = validate_fleet(fleet)
     return {key: str(ports) for key, ports in sorted(load_registry(path).fleet(fleet).items())}
-

@@ -154,5 +154,3 @@ def _update(
         except OSError as exc:
             raise PortsError("registry %s cannot be written: %s" % (path, exc.strerror or exc)) from exc
     return RegistryWrite(before, after, True)
-
-

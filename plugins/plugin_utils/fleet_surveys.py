@@ -145,5 +145,3 @@ def read_surveys(surveys: Mapping[str, Any]) -> Tuple[List[SurveyedHost], List[T
             continue
         hosts.append(_read_host(name, survey))
     return hosts, unread
-
-

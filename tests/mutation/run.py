@@ -308,18 +308,18 @@ def report(results, table, skipped, elapsed, min_score):
     out = []
     total = Counter()
     width = max([22] + [len(name) for name in table])
-    out.append("%-*s %7s %9s %7s %7s %8s %7s" % (width, "file", "mutants", "excluded", "counted", "killed", "survived", "score"))
+    out.append("%s %7s %9s %7s %7s %8s %7s" % ("file".ljust(width), "mutants", "excluded", "counted", "killed", "survived", "score"))
     for name, row in table.items():
         if row is None:
-            out.append("%-*s no results (see mutmut.log)" % (width, name))
+            out.append("%s no results (see mutmut.log)" % name.ljust(width))
             continue
         for key in ("mutants", "excluded", "counted", "killed", "survived"):
             total[key] += row[key]
-        out.append("%-*s %7d %9d %7d %7d %8d %6.1f%%" % (
-            width, name, row["mutants"], row["excluded"], row["counted"], row["killed"], row["survived"], row["score"]))
+        out.append("%s %7d %9d %7d %7d %8d %6.1f%%" % (
+            name.ljust(width), row["mutants"], row["excluded"], row["counted"], row["killed"], row["survived"], row["score"]))
     score = 100.0 * total["killed"] / total["counted"] if total["counted"] else 0.0
-    out.append("%-*s %7d %9d %7d %7d %8d %6.1f%%" % (
-        width, "overall", total["mutants"], total["excluded"], total["counted"], total["killed"], total["survived"], score))
+    out.append("%s %7d %9d %7d %7d %8d %6.1f%%" % (
+        "overall".ljust(width), total["mutants"], total["excluded"], total["counted"], total["killed"], total["survived"], score))
     out.append("run time %dm%02ds; target %.0f%%: %s" % (
         elapsed // 60, elapsed % 60, min_score, "met" if score >= min_score else "NOT met"))
     for path in skipped:
@@ -331,7 +331,7 @@ def report(results, table, skipped, elapsed, min_score):
         for row in rows or ():
             if row["message_only"]:
                 plus = next((line for line in row["diff"] if line.startswith("+")), "")
-                out.append("  %-*s %-45s %-8s %s" % (width, name, row["short"], row["status"], plus[1:].strip()[:100]))
+                out.append("  %s %-45s %-8s %s" % (name.ljust(width), row["short"], row["status"], plus[1:].strip()[:100]))
 
     out.append("")
     out.append("Surviving mutants (show one with: cd .build/mutation/work && mutmut show NAME):")

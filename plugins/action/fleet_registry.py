@@ -14,7 +14,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import DEFAULT_FLEET, registry_fleet_ports
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import registry_fleet_ports
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_file import DEFAULT_FLEET
 
 DEFAULT_REGISTRY_FILE = "berth-ports-registry.yml"
 

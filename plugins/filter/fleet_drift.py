@@ -73,8 +73,8 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_map import owners_that_drift
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import expected_ranges
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_drift import owners_that_drift
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_file import expected_ranges
 
 
 def fleet_drift(surveys, registry=None, fleet="default"):

@@ -152,7 +152,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.fleet_choice import choose_fleet_ports
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_ports import choose_fleet_ports
 
 
 def fleet_ports(hosts, range="25000-25999", reserved=None, fallback="fail"):

@@ -91,9 +91,9 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_map import shape_port_map
-from ansible_collections.berth.ports.plugins.module_utils.port_map_html import render_port_map
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import expected_ranges
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_file import expected_ranges
+from ansible_collections.berth.ports.plugins.plugin_utils.port_map import shape_port_map
+from ansible_collections.berth.ports.plugins.plugin_utils.port_map_html import render_port_map
 
 
 def port_map_html(surveys, range="25000-25999", title="berth.ports map", generated=None, registry=None, fleet="default"):

@@ -203,7 +203,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
-from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import build_declaration, declare
+from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import declare
+from ansible_collections.berth.ports.plugins.module_utils.declared_entries import build_declaration
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.module_options import allocation_options, policy_options
 from ansible_collections.berth.ports.plugins.module_utils.reporting import owner_rows_diff_text

@@ -1,6 +1,6 @@
 # Copyright (c) berth.ports contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Mutation testing of the allocator core with mutmut 3: ``make mutation``.
+"""Mutation testing of the allocator core and the controller's choices with mutmut 3: ``make mutation``.
 
 1. Copy the checkout to .build/mutation/work/ansible_collections/berth/ports
    (the import path the code and the tests use) and write mutmut's setup.cfg
@@ -53,7 +53,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 WORK = os.path.join(ROOT, ".build", "mutation", "work")
 PREFIX = "ansible_collections/berth/ports"
 COLL = os.path.join(WORK, PREFIX)
-MODULE_UTILS = "plugins/module_utils"
+PLUGINS = "plugins"
+# A section of mutation.cfg names a file of plugins/module_utils/ by its name
+# alone (request.py), any other file by its path under plugins/
+# (plugin_utils/fleet_ports.py).
+DEFAULT_FOLDER = "module_utils"
 PLUGIN = "berth_mutation_plugin.py"
 
 ERROR_TYPES = {"PortsError", "StoreError"}
@@ -71,6 +75,12 @@ def log(text=""):
 
 
 # ------------------------------------------------------------------ setup
+def source_of(section):
+    """The file a section of mutation.cfg mutates, relative to the checkout."""
+    folder_and_name = section if "/" in section else "%s/%s" % (DEFAULT_FOLDER, section)
+    return "%s/%s" % (PLUGINS, folder_and_name)
+
+
 def tracked(path):
     return subprocess.run(["git", "-C", ROOT, "ls-files", "--error-unmatch", path],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
@@ -85,7 +95,7 @@ def read_config(path):
     for section in parser.sections():
         if section == "run":
             continue
-        source = "%s/%s" % (MODULE_UTILS, section)
+        source = source_of(section)
         tests = [t for t in parser.get(section, "tests").split() if t]
         if tracked(source):
             targets[section] = tests
@@ -103,7 +113,10 @@ def prepare(targets):
     tests = []
     for names in targets.values():
         tests.extend(t for t in names if t not in tests and os.path.exists(os.path.join(COLL, t)))
-    plugins = sorted(d for d in os.listdir(os.path.join(COLL, "plugins")) if d != "module_utils")
+    # mutmut copies its source paths whole (and mutates only the targets in
+    # them); every other folder of plugins/ is copied as it is.
+    folders = sorted(set(os.path.dirname(source_of(name)) for name in targets))
+    plugins = sorted(d for d in os.listdir(os.path.join(COLL, PLUGINS)) if "%s/%s" % (PLUGINS, d) not in folders)
 
     def lines(items):
         return "".join("\n    %s" % item for item in items)
@@ -112,8 +125,8 @@ def prepare(targets):
         handle.write(
             "# Written by tests/mutation/run.py; edit tests/mutation/mutation.cfg instead.\n"
             "[mutmut]\n"
-            "source_paths = %s/%s/\n" % (PREFIX, MODULE_UTILS)
-            + "only_mutate =%s\n" % lines("%s/%s/%s" % (PREFIX, MODULE_UTILS, f) for f in targets)
+            "source_paths =%s\n" % lines("%s/%s/" % (PREFIX, folder) for folder in folders)
+            + "only_mutate =%s\n" % lines("%s/%s" % (PREFIX, source_of(name)) for name in targets)
             + "also_copy =%s\n" % lines([PLUGIN, PREFIX + "/tests/"] + ["%s/plugins/%s/" % (PREFIX, d) for d in plugins])
             + "pytest_add_cli_args = -p no:cacheprovider -p berth_mutation_plugin\n"
             + "pytest_add_cli_args_test_selection =%s\n" % lines("%s/%s" % (PREFIX, t) for t in tests)
@@ -247,7 +260,7 @@ def short_diff(lines, original, mutant):
 def collect(targets):
     results = OrderedDict()
     for name in targets:
-        rel = "%s/%s/%s" % (PREFIX, MODULE_UTILS, name)
+        rel = "%s/%s" % (PREFIX, source_of(name))
         meta_path = os.path.join(WORK, "mutants", rel + ".meta")
         if not os.path.exists(meta_path):
             results[name] = None
@@ -294,18 +307,19 @@ def summarise(results):
 def report(results, table, skipped, elapsed, min_score):
     out = []
     total = Counter()
-    out.append("%-22s %7s %9s %7s %7s %8s %7s" % ("file", "mutants", "excluded", "counted", "killed", "survived", "score"))
+    width = max([22] + [len(name) for name in table])
+    out.append("%s %7s %9s %7s %7s %8s %7s" % ("file".ljust(width), "mutants", "excluded", "counted", "killed", "survived", "score"))
     for name, row in table.items():
         if row is None:
-            out.append("%-22s no results (see mutmut.log)" % name)
+            out.append("%s no results (see mutmut.log)" % name.ljust(width))
             continue
         for key in ("mutants", "excluded", "counted", "killed", "survived"):
             total[key] += row[key]
-        out.append("%-22s %7d %9d %7d %7d %8d %6.1f%%" % (
-            name, row["mutants"], row["excluded"], row["counted"], row["killed"], row["survived"], row["score"]))
+        out.append("%s %7d %9d %7d %7d %8d %6.1f%%" % (
+            name.ljust(width), row["mutants"], row["excluded"], row["counted"], row["killed"], row["survived"], row["score"]))
     score = 100.0 * total["killed"] / total["counted"] if total["counted"] else 0.0
-    out.append("%-22s %7d %9d %7d %7d %8d %6.1f%%" % (
-        "overall", total["mutants"], total["excluded"], total["counted"], total["killed"], total["survived"], score))
+    out.append("%s %7d %9d %7d %7d %8d %6.1f%%" % (
+        "overall".ljust(width), total["mutants"], total["excluded"], total["counted"], total["killed"], total["survived"], score))
     out.append("run time %dm%02ds; target %.0f%%: %s" % (
         elapsed // 60, elapsed % 60, min_score, "met" if score >= min_score else "NOT met"))
     for path in skipped:
@@ -317,7 +331,7 @@ def report(results, table, skipped, elapsed, min_score):
         for row in rows or ():
             if row["message_only"]:
                 plus = next((line for line in row["diff"] if line.startswith("+")), "")
-                out.append("  %-18s %-45s %-8s %s" % (name, row["short"], row["status"], plus[1:].strip()[:100]))
+                out.append("  %s %-45s %-8s %s" % (name.ljust(width), row["short"], row["status"], plus[1:].strip()[:100]))
 
     out.append("")
     out.append("Surviving mutants (show one with: cd .build/mutation/work && mutmut show NAME):")
@@ -333,21 +347,37 @@ def report(results, table, skipped, elapsed, min_score):
     return "\n".join(out), score
 
 
+def select(targets, wanted):
+    """The sections that ``wanted`` names, each by its section or by its file name alone
+    when one section only has it; and the names that match no section, or several."""
+    chosen, unknown = set(), []
+    for name in wanted:
+        matches = [section for section in targets if name in (section, os.path.basename(section))]
+        if name in targets:
+            matches = [name]
+        if len(matches) == 1:
+            chosen.add(matches[0])
+        else:
+            unknown.append(name)
+    return chosen, unknown
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", os.cpu_count() or 2)))
     parser.add_argument("--config", default=os.path.join(HERE, "mutation.cfg"))
     parser.add_argument("--report-only", action="store_true", help="summarise the last run again, run nothing")
-    parser.add_argument("files", nargs="*", help="only these files of mutation.cfg (e.g. request.py)")
+    parser.add_argument("files", nargs="*",
+                        help="only these files of mutation.cfg (e.g. request.py, plugin_utils/fleet_ports.py or fleet_ports.py)")
     args = parser.parse_args()
 
     targets, skipped, min_score = read_config(args.config)
-    unknown = [name for name in args.files if name not in targets]
+    chosen, unknown = select(targets, args.files)
     if unknown:
-        log("not in %s (or not tracked by git): %s" % (os.path.relpath(args.config, ROOT), ", ".join(unknown)))
+        log("not in %s (or not tracked by git, or ambiguous): %s" % (os.path.relpath(args.config, ROOT), ", ".join(unknown)))
         return 2
     if args.files:
-        targets = OrderedDict((name, tests) for name, tests in targets.items() if name in args.files)
+        targets = OrderedDict((name, tests) for name, tests in targets.items() if name in chosen)
     start = time.time()
     log_path = os.path.join(ROOT, ".build", "mutation", "mutmut.log")
     if not args.report_only:

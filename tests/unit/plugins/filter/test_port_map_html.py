@@ -10,7 +10,7 @@ from ansible.errors import AnsibleError, AnsibleFilterError
 
 from ansible_collections.berth.ports.plugins.filter import port_map_html as filter_source
 from ansible_collections.berth.ports.tests.unit.plugins.filter.filter_renderer import template_renderer
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils.port_map_fleet import allocation, survey
+from ansible_collections.berth.ports.tests.unit.plugins.plugin_utils.port_map_fleet import allocation, survey
 
 SURVEYS = {
     "web1": survey([allocation("web", 25031, 25034)]),

@@ -16,7 +16,8 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
     ORIGIN_PORT_ALLOCATIONS,
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
-from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import build_declaration, declare
+from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import declare
+from ansible_collections.berth.ports.plugins.module_utils.declared_entries import build_declaration
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request
 from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host, digest

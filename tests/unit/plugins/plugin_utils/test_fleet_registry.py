@@ -23,15 +23,14 @@ from hypothesis import strategies as st
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import (
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_choice import Taken, choose_ports
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_file import (
     Registry,
-    Taken,
-    choose_ports,
     dump_registry,
     load_registry,
     parse_registry_text,
-    update_registry,
 )
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_update import update_registry
 
 DEFAULT = build_settings()
 

@@ -12,7 +12,7 @@ import yaml
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import registry_fleet_ports
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils.test_fleet_choice import host, ports, row, stray
+from ansible_collections.berth.ports.tests.unit.plugins.plugin_utils.test_fleet_ports_choice import host, ports, row, stray
 
 
 def entries(path, fleet="default"):

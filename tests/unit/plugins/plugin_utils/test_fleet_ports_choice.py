@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.fleet_choice import choose_fleet_ports
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_ports import choose_fleet_ports
 from ansible_collections.berth.ports.plugins.module_utils.port_range import static_band_size
 
 

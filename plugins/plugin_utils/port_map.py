@@ -23,6 +23,7 @@ output (:class:`PortMap`) is what ``port_map_html`` draws:
 
 Every allocation of every read host appears in exactly one row, in exactly
 one segment; the rows' host counts add up to the number of read hosts.
+Reading the surveys is ``fleet_surveys``; finding drift, ``fleet_drift``.
 Nothing here imports Ansible: the filter ``berth.ports.port_map_html`` is a
 thin wrapper and pytest tests this directly.
 """
@@ -33,42 +34,10 @@ import colorsys
 import hashlib
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_range import (
-    PortRange,
-    free_runs,
-    merge,
-    parse_range,
-)
-from ansible_collections.berth.ports.plugins.module_utils.rendered_values import as_int, as_port, survey_allocation
-from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS, validate_proto
-
-CONFLICT_TYPES = ("unallocated", "foreign_listener", "in_use")
-
-
-class Holding(NamedTuple):
-    """One allocation as the map compares it: everything but when it was made."""
-
-    owner: str
-    proto: str
-    first: int
-    last: int
-    shared: bool
-    kind: str
-
-    @property
-    def range(self) -> PortRange:
-        return PortRange(self.first, self.last)
-
-
-class Mark(NamedTuple):
-    """A listener conflict from a survey (the pid is left out: it differs between hosts)."""
-
-    type: str
-    proto: str
-    port: int
-    unit: Optional[str]
-    owner: Optional[str]
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, free_runs, merge, parse_range
+from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_drift import Drift, find_drift
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_surveys import Holding, Mark, Stray, SurveyedHost, read_surveys
 
 
 class Segment(NamedTuple):
@@ -105,25 +74,6 @@ class MapRow(NamedTuple):
         return len(self.hosts)
 
 
-class Drift(NamedTuple):
-    owner: str
-    proto: str
-    variants: Tuple[Tuple[str, Tuple[str, ...]], ...]  # (ranges "A-B,C-D", hosts), the registry's or most hosts' first
-    expected: Optional[str] = None  # the registry's ranges, when it names the owner
-
-    def hosts(self) -> Dict[str, str]:
-        """Host -> the ranges it holds, for every host that holds the owner's ports of the proto."""
-        return {host: ranges for ranges, names in self.variants for host in names}
-
-
-class Stray(NamedTuple):
-    host: str
-    proto: str
-    port: int
-    pid: Optional[int]
-    unit: Optional[str]
-
-
 class Double(NamedTuple):
     """Ports of one host that two or more allocations hold; ``shared`` when every holder asked to share."""
 
@@ -157,13 +107,6 @@ class PortMap(NamedTuple):
         return sum(row.count for row in self.rows)
 
 
-class _Host(NamedTuple):
-    name: str
-    holdings: Tuple[Tuple[Holding, str], ...]  # (holding, created), sorted
-    marks: Tuple[Mark, ...]
-    strays: Tuple[Stray, ...]
-
-
 # ------------------------------------------------------------------ colour
 
 
@@ -185,97 +128,10 @@ def owner_color(owner: str) -> str:
 # ------------------------------------------------------------------ input
 
 
-def _optional_text(value: object) -> Optional[str]:
-    return None if value is None or value == "" else str(value)
-
-
-def _optional_pid(value: object) -> Optional[int]:
-    try:
-        return None if value is None else as_int(value, "pid")
-    except PortsError:
-        return None
-
-
-def _why_unread(survey: object) -> Optional[str]:
-    if not isinstance(survey, Mapping) or not survey:
-        return "no port_info survey"
-    if survey.get("unreachable"):
-        return "unreachable: %s" % survey.get("msg", "no message")
-    if survey.get("failed"):
-        return "port_info failed: %s" % survey.get("msg", "no message")
-    if survey.get("skipped"):
-        return "port_info was skipped"
-    if "allocations" not in survey:
-        return "no allocations in the survey"
-    return None
-
-
-def _read_host(name: str, survey: Mapping[str, Any]) -> _Host:
-    where = "host %s" % name
-    raw_rows = survey.get("allocations")
-    if not isinstance(raw_rows, (list, tuple)):
-        raise PortsError("%s: allocations is not a list: %r" % (where, raw_rows))
-    holdings = []  # type: List[Tuple[Holding, str]]
-    for raw in raw_rows:
-        held = survey_allocation(raw, where)
-        kind = str(raw.get("kind") or "dynamic")
-        created = str(raw.get("created") or "")
-        holdings.append((Holding(held.owner, held.proto, held.first, held.last, held.shared, kind), created))
-    marks = []  # type: List[Mark]
-    strays = []  # type: List[Stray]
-    raw_conflicts = survey.get("conflicts")
-    if raw_conflicts is None:
-        raw_conflicts = []
-    if not isinstance(raw_conflicts, (list, tuple)):
-        raise PortsError("%s: conflicts is not a list: %r" % (where, raw_conflicts))
-    for raw in raw_conflicts:
-        if not isinstance(raw, Mapping):
-            raise PortsError("%s: conflict %r is not a dict" % (where, raw))
-        kind = raw.get("type")
-        if kind not in CONFLICT_TYPES:
-            raise PortsError("%s: conflict type %r is not one of %s" % (where, kind, ", ".join(CONFLICT_TYPES)))
-        try:
-            proto = validate_proto(raw.get("proto"))
-            port = as_port(raw.get("port"), "port")
-        except PortsError as exc:
-            raise PortsError("%s: %s listener: %s" % (where, kind, exc)) from exc
-        unit = _optional_text(raw.get("unit"))
-        marks.append(Mark(str(kind), proto, port, unit, _optional_text(raw.get("owner"))))
-        if kind == "unallocated":
-            strays.append(Stray(name, proto, port, _optional_pid(raw.get("pid")), unit))
-    holdings.sort(key=lambda item: (item[0].proto, item[0].first, item[0].last, item[0].owner, item[0].kind, item[0].shared, item[1]))
-    unique_marks = sorted(set(marks), key=lambda m: (m.proto, m.port, m.type, m.unit or "", m.owner or ""))
-    strays.sort(key=lambda s: (s.proto, s.port, -1 if s.pid is None else s.pid, s.unit or ""))
-    return _Host(name, tuple(holdings), tuple(unique_marks), tuple(strays))
-
-
 # ------------------------------------------------------------------ shaping
 
 
-def _drift(hosts: Sequence[_Host], expected: Optional[Mapping[Tuple[str, str], str]] = None) -> Tuple[Drift, ...]:
-    """(owner, proto) whose ranges differ between the hosts that hold them, or from ``expected``
-    (the registry's ranges, "A-B") for the owners it names."""
-    expected = expected or {}
-    per_key = {}  # type: Dict[Tuple[str, str], Dict[str, List[str]]]
-    for host in hosts:
-        mine = {}  # type: Dict[Tuple[str, str], List[str]]
-        for holding, unused_created in host.holdings:
-            mine.setdefault((holding.owner, holding.proto), []).append(str(holding.range))
-        for key, ranges in mine.items():
-            per_key.setdefault(key, {})[host.name] = [",".join(sorted(set(ranges), key=lambda r: int(r.split("-")[0])))]
-    found = []
-    for (owner, proto), by_host in sorted(per_key.items()):
-        variants = {}  # type: Dict[str, List[str]]
-        for host_name, (ranges,) in by_host.items():
-            variants.setdefault(ranges, []).append(host_name)
-        reference = expected.get((owner, proto))
-        if reference is None and len(variants) > 1 or reference is not None and set(variants) != {reference}:
-            ordered = sorted(variants.items(), key=lambda item: (item[0] != reference, -len(item[1]), item[0]))
-            found.append(Drift(owner, proto, tuple((ranges, tuple(sorted(names))) for ranges, names in ordered), reference))
-    return tuple(found)
-
-
-def _doubles(host: _Host) -> List[Double]:
+def _doubles(host: SurveyedHost) -> List[Double]:
     """Runs of ports that two or more allocations of this host hold, with their owners."""
     found = []  # type: List[Double]
     for proto in PROTOCOLS:
@@ -312,31 +168,6 @@ def _usage(holdings: Sequence[Holding], bounds: PortRange) -> Tuple[Dict[str, in
     return free, used
 
 
-def _read_surveys(surveys: Mapping[str, Any]) -> Tuple[List[_Host], List[Tuple[str, str]]]:
-    """The hosts whose survey can be read, and (host, why) for the others."""
-    if not isinstance(surveys, Mapping):
-        raise PortsError("expected a dict of host name to port_info result, got %r" % (type(surveys).__name__,))
-    hosts = []  # type: List[_Host]
-    unread = []  # type: List[Tuple[str, str]]
-    for name in sorted(surveys, key=str):
-        if not isinstance(name, str):
-            raise PortsError("host name %r is not a string" % (name,))
-        survey = surveys[name]
-        why = _why_unread(survey)
-        if why is not None:
-            unread.append((name, why))
-            continue
-        hosts.append(_read_host(name, survey))
-    return hosts, unread
-
-
-def owners_that_drift(surveys: Mapping[str, Any], expected: Optional[Mapping[Tuple[str, str], str]] = None) -> List[Dict[str, Any]]:
-    """report.yml's ``owners_differ``: per drifting (owner, proto), every holding host's ranges
-    and the registry's (None when it does not name the owner)."""
-    hosts, unused_unread = _read_surveys(surveys)
-    return [{"owner": d.owner, "proto": d.proto, "registry": d.expected, "hosts": d.hosts()} for d in _drift(hosts, expected)]
-
-
 def shape_port_map(
     surveys: Mapping[str, Any], port_range: str = "25000-25999", expected: Optional[Mapping[Tuple[str, str], str]] = None
 ) -> PortMap:
@@ -345,12 +176,12 @@ def shape_port_map(
     ``expected``: the fleet registry's ranges per (owner, proto), "A-B", that drift is measured against.
     """
     bounds = parse_range(port_range)
-    hosts, unread = _read_surveys(surveys)
+    hosts, unread = read_surveys(surveys)
 
-    drift = _drift(hosts, expected)
+    drift = find_drift(hosts, expected)
     drifting = {(d.owner, d.proto) for d in drift}
 
-    groups = {}  # type: Dict[Tuple[Any, ...], List[_Host]]
+    groups = {}  # type: Dict[Tuple[Any, ...], List[SurveyedHost]]
     for host in hosts:
         signature = (tuple(h for h, unused in host.holdings), host.marks)
         groups.setdefault(signature, []).append(host)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import html
 from typing import Any, List, Optional, Sequence, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.port_map import Mark, MapRow, PortMap, Segment, port_map_summary
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
 from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_surveys import Mark
+from ansible_collections.berth.ports.plugins.plugin_utils.port_map import MapRow, PortMap, Segment, port_map_summary
 
 # Hosts named in a collapsed row's hover text before "and N more".
 _NAMED_HOSTS = 40

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_map import owner_color, owners_that_drift, port_map_summary, shape_port_map
-from ansible_collections.berth.ports.plugins.module_utils.port_map_html import render_port_map
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils.port_map_fleet import allocation, fleet, survey
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_drift import owners_that_drift
+from ansible_collections.berth.ports.plugins.plugin_utils.port_map import owner_color, port_map_summary, shape_port_map
+from ansible_collections.berth.ports.plugins.plugin_utils.port_map_html import render_port_map
+from ansible_collections.berth.ports.tests.unit.plugins.plugin_utils.port_map_fleet import allocation, fleet, survey
 
 STRAY = {"type": "unallocated", "proto": "tcp", "port": 25700, "pid": 42, "unit": "stray.service", "owner": None}
 

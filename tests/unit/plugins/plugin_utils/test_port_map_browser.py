@@ -18,10 +18,10 @@ import warnings
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils.port_map import shape_port_map
-from ansible_collections.berth.ports.plugins.module_utils.port_map_html import render_port_map
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils import chromium_page
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils.port_map_fleet import fleet
+from ansible_collections.berth.ports.plugins.plugin_utils.port_map import shape_port_map
+from ansible_collections.berth.ports.plugins.plugin_utils.port_map_html import render_port_map
+from ansible_collections.berth.ports.tests.unit.plugins.plugin_utils import chromium_page
+from ansible_collections.berth.ports.tests.unit.plugins.plugin_utils.port_map_fleet import fleet
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 LOAD_BUDGET_MS = 1000

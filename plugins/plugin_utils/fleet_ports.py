@@ -21,7 +21,8 @@ How the fleet port of an (owner, proto) is chosen:
 
 Existing owners are settled first, then new ones, each group in sorted
 (owner, proto) order, so the result depends on the input only, never on the
-order of a dict. Nothing here imports Ansible: the filter plugin
+order of a dict. Reading the hosts' demand and survey is ``fleet_hosts``.
+Nothing here imports Ansible: the filter plugin
 ``berth.ports.fleet_ports`` is a thin wrapper and pytest tests this directly.
 """
 
@@ -30,52 +31,21 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import first_fit, largest_run
+from ansible_collections.berth.ports.plugins.module_utils.declared_entries import DeclaredEntry
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.port_range import (
-    PortRange,
-    free_runs,
-    merge,
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, free_runs, merge
+from ansible_collections.berth.ports.plugins.module_utils.request import build_settings
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_hosts import (
+    Claim,
+    HostView,
+    Key,
+    Listener,
+    dynamic_demands,
+    read_fleet,
+    static_claims,
 )
-from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import DeclaredEntry, build_declaration
-from ansible_collections.berth.ports.plugins.module_utils.rendered_values import DIGITS_RE, as_int, as_port, survey_allocation
-from ansible_collections.berth.ports.plugins.module_utils.request import Settings, build_settings, validate_proto
 
 FALLBACKS = ("fail", "local")
-
-Key = Tuple[str, str]  # (owner, proto)
-
-
-class Row(NamedTuple):
-    """One allocation row of a host's survey."""
-
-    owner: str
-    proto: str
-    range: PortRange
-    shared: bool
-
-
-class Listener(NamedTuple):
-    """An ``unallocated`` conflict of a survey: a listener in the range that no row covers."""
-
-    proto: str
-    port: int
-    pid: Optional[int]
-    unit: Optional[str]
-
-
-class HostView(NamedTuple):
-    name: str
-    entries: Tuple[DeclaredEntry, ...]
-    rows: Tuple[Row, ...]
-    listeners: Tuple[Listener, ...]
-
-
-class Claim(NamedTuple):
-    """Ports this choice gives (or a static entry asks) on a host, before any survey shows them."""
-
-    owner: str
-    proto: str
-    range: PortRange
 
 
 class Settled(NamedTuple):
@@ -84,93 +54,6 @@ class Settled(NamedTuple):
     entry: Dict[str, Any]
     conflict: Optional[Dict[str, Any]]
     local: Optional[Dict[str, Any]]
-
-
-# ------------------------------------------------------------------ input
-
-
-def _as_list(value: object, what: str) -> Sequence[object]:
-    if isinstance(value, (list, tuple)):
-        return value
-    raise PortsError("%s is not a list: %r" % (what, value))
-
-
-def _numbers_from_jinja(raw: object) -> object:
-    """The entry with count and port as ints where Jinja rendered them as digit strings."""
-    if not isinstance(raw, Mapping):
-        return raw
-    entry = dict(raw)
-    for name in ("count", "port"):
-        value = entry.get(name)
-        if isinstance(value, str) and DIGITS_RE.fullmatch(value.strip()):
-            entry[name] = int(value.strip())
-    return entry
-
-
-def _optional_int(value: object) -> Optional[int]:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return as_int(value, "pid")
-    except PortsError:
-        return None
-
-
-def _read_survey(host: str, survey: object) -> Tuple[Tuple[Row, ...], Tuple[Listener, ...]]:
-    where = "host %s: survey" % host
-    if not isinstance(survey, Mapping):
-        raise PortsError("%s is not the registered result of berth.ports.port_info: %r" % (where, survey))
-    if survey.get("failed"):
-        raise PortsError("%s failed: %s" % (where, survey.get("msg", "no message")))
-    if survey.get("skipped"):
-        raise PortsError("%s was skipped; every host of the play needs a port_info survey" % where)
-    if "allocations" not in survey:
-        raise PortsError("%s has no allocations; register berth.ports.port_info's result" % where)
-    rows = []  # type: List[Row]
-    for raw in _as_list(survey["allocations"], "%s allocations" % where):
-        held = survey_allocation(raw, where)
-        rows.append(Row(held.owner, held.proto, PortRange(held.first, held.last), held.shared))
-    listeners = []  # type: List[Listener]
-    conflicts = survey.get("conflicts")
-    for raw in _as_list([] if conflicts is None else conflicts, "%s conflicts" % where):
-        if not isinstance(raw, Mapping):
-            raise PortsError("%s: conflict %r is not a dict" % (where, raw))
-        if raw.get("type") != "unallocated":
-            continue  # on ports some row already holds: the rows block them
-        try:
-            proto = validate_proto(raw.get("proto"))
-            port = as_port(raw.get("port"), "port")
-        except PortsError as exc:
-            raise PortsError("%s: unallocated listener: %s" % (where, exc)) from exc
-        unit = raw.get("unit")
-        listeners.append(Listener(proto, port, _optional_int(raw.get("pid")), str(unit) if unit else None))
-    rows.sort(key=lambda row: (row.proto, row.range, row.owner))
-    listeners.sort(key=lambda seen: (seen.proto, seen.port, -1 if seen.pid is None else seen.pid, seen.unit or ""))
-    return tuple(rows), tuple(listeners)
-
-
-def _read_host(name: str, data: object, settings: Settings) -> HostView:
-    if not isinstance(data, Mapping):
-        raise PortsError("host %s: expected a dict with demand and survey, got %r" % (name, data))
-    if "survey" not in data:
-        raise PortsError("host %s has no survey; register berth.ports.port_info's result as its survey" % name)
-    rows, listeners = _read_survey(name, data["survey"])
-    demand = data.get("demand")
-    raw_entries = _as_list([] if "demand" not in data else demand, "host %s: demand" % name)
-    try:
-        entries = build_declaration([_numbers_from_jinja(raw) for raw in raw_entries], settings)
-    except PortsError as exc:
-        raise PortsError("host %s: %s" % (name, exc)) from exc
-    return HostView(name, tuple(entries), rows, listeners)
-
-
-def _read_hosts(hosts: object, settings: Settings) -> List[HostView]:
-    if not isinstance(hosts, Mapping):
-        raise PortsError("hosts must be a dict of host name to {demand, survey}, got %r" % (hosts,))
-    for name in hosts:
-        if not isinstance(name, str):
-            raise PortsError("host name %r is not a string" % (name,))
-    return [_read_host(str(name), hosts[name], settings) for name in sorted(hosts, key=str)]
 
 
 # --------------------------------------------------------------- the choice
@@ -182,18 +65,6 @@ def _majority_port(held: Mapping[str, int]) -> int:
     for port in held.values():
         tally[port] = tally.get(port, 0) + 1
     return min(tally, key=lambda port: (-tally[port], port))
-
-
-def _static_claims(views: Sequence[HostView]) -> Dict[str, List[Claim]]:
-    """Per host, the ports its static entries ask for: no fleet port may land on another owner's."""
-    claims = {}  # type: Dict[str, List[Claim]]
-    for view in views:
-        claims[view.name] = []
-        for entry in view.entries:
-            wanted = entry.static_range
-            if wanted is not None:
-                claims[view.name].append(Claim(entry.owner, entry.proto, wanted))
-    return claims
 
 
 def _blocked_everywhere(
@@ -252,21 +123,6 @@ def _holders(
     return texts
 
 
-def read_fleet(hosts: Mapping[str, Mapping[str, Any]], settings: Settings) -> List[HostView]:
-    """Every host's demand and survey, checked, in sorted host order (PortsError when malformed)."""
-    return _read_hosts(hosts, settings)
-
-
-def dynamic_demands(views: Sequence[HostView]) -> Dict[Key, int]:
-    """Who asks for a dynamic port of which proto, and how many ports at most on any host."""
-    wanted_count = {}  # type: Dict[Key, int]
-    for view in views:
-        for entry in view.entries:
-            if entry.dynamic:
-                wanted_count[entry.key] = max(wanted_count.get(entry.key, 0), entry.count)
-    return wanted_count
-
-
 def majority_ports(views: Sequence[HostView], keys: Sequence[Key], bounds: PortRange) -> Dict[Key, int]:
     """The port the most hosts hold, for each of ``keys`` some host holds (the owners that exist).
 
@@ -289,11 +145,6 @@ def majority_ports(views: Sequence[HostView], keys: Sequence[Key], bounds: PortR
     return {key: _majority_port(by_host) for key, by_host in held.items()}
 
 
-def static_claims(views: Sequence[HostView]) -> Dict[str, List[Claim]]:
-    """Per host, the ports its static entries ask for."""
-    return _static_claims(views)
-
-
 def choose_fleet_ports(
     hosts: Mapping[str, Mapping[str, Any]],
     port_range: str = "25000-25999",
@@ -313,14 +164,14 @@ def choose_fleet_ports(
     settings = build_settings(port_range, () if reserved is None else reserved)
     bounds = settings.bounds
     reserved_runs = merge(settings.reserved)
-    views = _read_hosts(hosts, settings)
+    views = read_fleet(hosts, settings)
 
     wanted_count = dynamic_demands(views)
     majority = majority_ports(views, sorted(wanted_count), bounds)
     existing = sorted(key for key in wanted_count if key in majority)
     new = sorted(key for key in wanted_count if key not in majority)
 
-    claims = _static_claims(views)
+    claims = static_claims(views)
     given = {}  # type: Dict[str, List[PortRange]]
     fleet = {}  # type: Dict[Key, Optional[int]]
     why_none = {}  # type: Dict[Key, Tuple[str, str]]
@@ -363,7 +214,7 @@ def settle_fleet_ports(
     if fallback not in FALLBACKS:
         raise PortsError("fallback %r is not one of %s" % (fallback, ", ".join(FALLBACKS)))
     why_none = why_none or {}
-    claims = _static_claims(views) if claims is None else claims
+    claims = static_claims(views) if claims is None else claims
     rank = {key: index for index, key in enumerate(order)}
     result = {}  # type: Dict[str, Dict[str, Any]]
     for view in views:

@@ -62,6 +62,11 @@ DEFAULT_DB_PATH = "/var/lib/berth/ports.db"
 
 DEFAULT_BUSY_TIMEOUT = 30.0
 
+# Nothing but berth errors leave the store: write() and read() turn these,
+# wherever they are met (SQLite, the file system, the caller's work inside a
+# transaction), into a StoreError naming the file (_translate).
+TRANSLATED = (OSError, sqlite3.Error)
+
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -91,26 +96,29 @@ class AllocationStore:
     @contextlib.contextmanager
     def write(self) -> Iterator[Transaction]:
         """An exclusive write transaction; creates the file (0600, dir 0700) if needed."""
-        with self._translated(), serialised(self.busy_timeout, self._locked_out):
-            held = self._kept()
-            if held is None:  # (else the file is there, and so is its directory)
-                prepare_parent(self.path)
-                create_file(self.path)
-                held = self._held_file()
-            try:
-                with writers_queue(held.fd, self.busy_timeout, self._locked_out):
-                    # Checked once the lock is ours, when no berth writer is half way through.
-                    check_header(self.path, held.fd)
-                    verified = self._trust_cache(held)
-                    with self._transaction(held.conn, "BEGIN IMMEDIATE") as conn:
-                        schema = check_schema(conn, self.path, migrate=True, verified=verified, held=held)
-                        yield Transaction(conn, writable=True, schema=schema)
-                    # Committed: the file is now exactly what SQLite wrote, so the
-                    # next call may skip the full check while the file stays so.
-                    write_stamp(self.path)
-            except BaseException:
-                let_go(self._held)  # after any failure, start afresh
-                raise
+        try:
+            with serialised(self.busy_timeout, self._locked_out):
+                held = self._kept()
+                if held is None:  # (else the file is there, and so is its directory)
+                    prepare_parent(self.path)
+                    create_file(self.path)
+                    held = self._held_file()
+                try:
+                    with writers_queue(held.fd, self.busy_timeout, self._locked_out):
+                        # Checked once the lock is ours, when no berth writer is half way through.
+                        check_header(self.path, held.fd)
+                        verified = self._trust_cache(held)
+                        with self._transaction(held.conn, "BEGIN IMMEDIATE") as conn:
+                            schema = check_schema(conn, self.path, migrate=True, verified=verified, held=held)
+                            yield Transaction(conn, writable=True, schema=schema)
+                        # Committed: the file is now exactly what SQLite wrote, so the
+                        # next call may skip the full check while the file stays so.
+                        write_stamp(self.path)
+                except BaseException:
+                    let_go(self._held)  # after any failure, start afresh
+                    raise
+        except TRANSLATED as exc:
+            raise self._translate(exc) from exc
 
     @contextlib.contextmanager
     def read(self, readonly: bool = False) -> Iterator[Transaction]:
@@ -119,7 +127,7 @@ class AllocationStore:
         ``readonly`` opens the file read-only (the lookup, on files it may not
         own); otherwise a hot journal left by a crashed writer can be rolled back.
         """
-        with self._translated():
+        try:
             check_parent(self.path)
             if not os.path.lexists(self.path):
                 yield Transaction(None)
@@ -139,6 +147,8 @@ class AllocationStore:
                 except BaseException:
                     let_go(self._held)
                     raise
+        except TRANSLATED as exc:
+            raise self._translate(exc) from exc
 
     # -- internals --------------------------------------------------------------
 
@@ -219,16 +229,6 @@ class AllocationStore:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass  # closing the connection rolls back as well
-
-    @contextlib.contextmanager
-    def _translated(self) -> Iterator[None]:
-        """Nothing but berth errors leave the store: every OSError and sqlite3
-        error, wherever it is met (SQLite, the file system, the caller's work
-        inside a transaction), becomes a StoreError naming the file."""
-        try:
-            yield
-        except (OSError, sqlite3.Error) as exc:
-            raise self._translate(exc) from exc
 
     def _locked_out(self, by: str) -> StoreError:
         return StoreError(

@@ -196,7 +196,6 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.module_options import allocation_options, policy_options
-from ansible_collections.berth.ports.plugins.module_utils.reporting import owner_diff_ranges, task_diff
 from ansible_collections.berth.ports.plugins.module_utils.request import (
     build_allocation_request,
     build_settings,
@@ -237,6 +236,13 @@ def main():
         result = dict(changed=outcome.changed)
         result.update(outcome.after.as_dict())
         if module._diff:
+            # Only diff mode needs it: every module_utils file imported costs the
+            # host a compile of its source (AnsiballZ ships no bytecode).
+            from ansible_collections.berth.ports.plugins.module_utils.reporting import (  # pylint: disable=import-outside-toplevel
+                owner_diff_ranges,
+                task_diff,
+            )
+
             result["diff"] = task_diff(
                 "%s/%s (%s)" % (request.owner, request.proto, db_path),
                 owner_diff_ranges(request.owner, request.proto, outcome.before.ranges),

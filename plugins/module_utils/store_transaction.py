@@ -149,4 +149,3 @@ class Transaction:
             "INSERT INTO free_runs (proto, first_port, last_port) VALUES (?, ?, ?)",
             [(proto, r.first, r.last) for r in free_runs(window, held)],
         )
-

@@ -144,8 +144,13 @@ def test_a_new_file_that_cannot_be_made_private(tmp_path, monkeypatch):
 def test_the_store_works_again_once_the_fault_is_gone(tmp_path, monkeypatch):
     path = _existing_database(tmp_path)
     store = AllocationStore(path)
+
+    def io_error(fd, operation):
+        raise OSError(errno.EIO, "Input/output error")
+
     with monkeypatch.context() as patch:
-        patch.setattr(store_locks.fcntl, "flock", lambda fd, op: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
-        with pytest.raises(PortsError):
-            _write(store)
-    assert [row.owner for row in load_rows(store)] == ["web"]
+        patch.setattr(store_locks.fcntl, "flock", io_error)
+        with pytest.raises(PortsError, match="Input/output error"):
+            allocate(store, build_allocation_request("db", "tcp", 1, settings=SETTINGS), SETTINGS)
+    allocate(store, build_allocation_request("db", "tcp", 1, settings=SETTINGS), SETTINGS)
+    assert sorted(row.owner for row in load_rows(store)) == ["db", "web"]

@@ -180,10 +180,13 @@ class AllocationStore:
             return held
         let_go(self._held)
         fd = open_regular(self.path)
+        conn = None  # type: Optional[sqlite3.Connection]
         try:
             conn = self._connect(readonly=False)
             self._held[0] = HeldFile(fd, conn)
         except BaseException:
+            if conn is not None:  # SQLite's first, ours last, as HeldFile.close does
+                conn.close()
             DESCRIPTORS.close(fd)
             raise
         return self._held[0]

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.berth.ports.plugins.module_utils import allocation_store as store_mod
+from ansible_collections.berth.ports.plugins.module_utils import store_schema
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, bands
@@ -105,14 +105,14 @@ def _fmt(got):
     return "/".join("%.4g" % one for one in got) if isinstance(got, tuple) else "%.4g" % got
 
 
-def _write_database(path, rows, version=store_mod.SCHEMA_VERSION):
+def _write_database(path, rows, version=store_schema.SCHEMA_VERSION):
     """A berth database at schema ``version`` holding ``rows`` of (owner, proto,
     first, last), written straight through sqlite3 in one transaction: filling a
     table of 65 000 rows one allocation at a time would take minutes."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
-    conn.execute("PRAGMA application_id = %d" % store_mod.APPLICATION_ID)
-    for step in store_mod._MIGRATIONS[:version]:  # pylint: disable=protected-access
+    conn.execute("PRAGMA application_id = %d" % store_schema.APPLICATION_ID)
+    for step in store_schema.MIGRATIONS[:version]:
         for statement in step:
             conn.execute(statement)
     conn.execute("PRAGMA user_version = %d" % version)

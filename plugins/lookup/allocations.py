@@ -141,7 +141,6 @@ _raw:
 """
 
 import os
-import sqlite3
 
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_native
@@ -151,6 +150,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_store impor
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.reporting import allocation_records
 from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner
+from ansible_collections.berth.ports.plugins.module_utils.task_failure import TASK_ERRORS, failure_message
 
 JMESPATH_MISSING = (
     "the query option of the berth.ports.allocations lookup needs the jmespath Python package "
@@ -194,10 +194,8 @@ class LookupModule(LookupBase):
             if not os.path.lexists(db_path) and self.get_option("missing") == "error":
                 raise PortsError("db_path %s does not exist on the controller" % db_path)
             rows = load_rows(AllocationStore(db_path), readonly=True)
-        except PortsError as exc:
-            raise AnsibleLookupError(to_native(exc)) from exc
-        except (OSError, sqlite3.Error) as exc:
-            raise AnsibleLookupError("db_path %s: %s" % (db_path, " ".join(to_native(exc).split()))) from exc
+        except TASK_ERRORS as exc:
+            raise AnsibleLookupError(failure_message(exc, db_path, writes=False)) from exc
 
         records = allocation_records(rows, owners, proto)
         if expression:

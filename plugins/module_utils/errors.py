@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The exception types the core raises: PortsError, and StoreError for the database.
 
-Modules turn it into ``fail_json(msg=str(exc))`` and the lookup into
-``AnsibleLookupError``; anything else escaping the core is a bug.
+Modules end through task_failure.run_module, which turns it into
+``fail_json(msg=...)``, and the lookup into ``AnsibleLookupError`` with
+task_failure.failure_message; anything else escaping the core is a bug.
 """
 
 from __future__ import annotations

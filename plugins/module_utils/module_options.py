@@ -26,13 +26,18 @@ def allocation_options() -> Spec:
     )
 
 
+def database_options() -> Spec:
+    """The database file, for every module."""
+    return dict(db_path=dict(type="path", default=DEFAULT_DB_PATH))
+
+
 def policy_options(skip_listening: bool = True) -> Spec:
     """The host's policy: the block, the reserved ports, the listener check (when
     the module allocates) and the database."""
     spec = dict(
         range=dict(type="str", default=DEFAULT_RANGE),
         reserved=dict(type="list", elements="raw", default=[]),
-        db_path=dict(type="path", default=DEFAULT_DB_PATH),
+        **database_options()
     )  # type: Spec
     if skip_listening:
         spec["skip_listening"] = dict(type="bool", default=True)

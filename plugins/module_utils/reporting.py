@@ -41,15 +41,33 @@ def freed_records(rows: Iterable[Allocation]) -> List[dict]:
     return [{"proto": row.proto, "range": str(row.range)} for row in sorted(rows, key=_order)]
 
 
-def diff_text(ranges: Iterable[Tuple[str, PortRange]]) -> str:
-    """One ``LOW-HIGH/proto`` line per range (firewalld's notation), for diff mode."""
-    return "".join("%s/%s\n" % (port_range, proto) for proto, port_range in ranges)
+# One range in diff mode: its owner, proto and ports.
+DiffRange = Tuple[str, str, PortRange]
 
 
-def rows_diff_text(rows: Iterable[Allocation]) -> str:
-    return diff_text((row.proto, row.range) for row in sorted(rows, key=_order))
+def owner_diff_ranges(owner: str, proto: str, ranges: Iterable[PortRange]) -> List[DiffRange]:
+    """One owner's ranges of one proto, in the order given (oldest first)."""
+    return [(owner, proto, port_range) for port_range in ranges]
 
 
-def owner_rows_diff_text(rows: Iterable[Allocation]) -> str:
-    """One ``owner LOW-HIGH/proto`` line per row, for a diff that spans several owners."""
-    return "".join("%s %s/%s\n" % (row.owner, row.range, row.proto) for row in sorted(rows, key=lambda r: (r.owner,) + _order(r)))
+def rows_diff_ranges(rows: Iterable[Allocation]) -> List[DiffRange]:
+    """Rows by owner, then proto, then port."""
+    return [(row.owner, row.proto, row.range) for row in sorted(rows, key=lambda r: (r.owner,) + _order(r))]
+
+
+def _diff_lines(ranges: Iterable[DiffRange], with_owner: bool) -> str:
+    # firewalld's LOW-HIGH/proto notation, after the owner when the diff spans several.
+    return "".join(
+        ("%s %s/%s\n" % (owner, port_range, proto)) if with_owner else ("%s/%s\n" % (port_range, proto))
+        for owner, proto, port_range in ranges
+    )
+
+
+def task_diff(header: str, before: Iterable[DiffRange], after: Iterable[DiffRange], with_owner: bool = False) -> dict:
+    """A module's ``diff``: one line per range before and after, under one header."""
+    return dict(
+        before_header=header,
+        after_header=header,
+        before=_diff_lines(before, with_owner),
+        after=_diff_lines(after, with_owner),
+    )

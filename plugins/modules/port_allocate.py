@@ -189,22 +189,19 @@ env:
 """
 
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_PORT_ALLOCATE
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.module_options import allocation_options, policy_options
-from ansible_collections.berth.ports.plugins.module_utils.reporting import diff_text
 from ansible_collections.berth.ports.plugins.module_utils.request import (
     build_allocation_request,
     build_settings,
     resolve_owner,
 )
+from ansible_collections.berth.ports.plugins.module_utils.task_failure import run_module
 
 
 def main():
@@ -220,7 +217,8 @@ def main():
     )
     params = module.params
     db_path = params["db_path"]
-    try:
+
+    def work():
         owner = resolve_owner(params["owner"], os.environ)
         settings = build_settings(params["range"], params["reserved"], params["skip_listening"])
         request = build_allocation_request(
@@ -235,22 +233,24 @@ def main():
         outcome = allocate(
             AllocationStore(db_path), request, settings, check_mode=module.check_mode, origin=ORIGIN_PORT_ALLOCATE
         )
-    except PortsError as exc:
-        module.fail_json(msg=to_native(exc))
-    except (OSError, sqlite3.Error) as exc:
-        module.fail_json(msg="db_path %s: %s; nothing changed" % (db_path, " ".join(to_native(exc).split())))
+        result = dict(changed=outcome.changed)
+        result.update(outcome.after.as_dict())
+        if module._diff:
+            # Only diff mode needs it: every module_utils file imported costs the
+            # host a compile of its source (AnsiballZ ships no bytecode).
+            from ansible_collections.berth.ports.plugins.module_utils.reporting import (  # pylint: disable=import-outside-toplevel
+                owner_diff_ranges,
+                task_diff,
+            )
 
-    result = dict(changed=outcome.changed)
-    result.update(outcome.after.as_dict())
-    if module._diff:
-        header = "%s/%s (%s)" % (request.owner, request.proto, db_path)
-        result["diff"] = dict(
-            before_header=header,
-            after_header=header,
-            before=diff_text((request.proto, r) for r in outcome.before.ranges),
-            after=diff_text((request.proto, r) for r in outcome.after.ranges),
-        )
-    module.exit_json(**result)
+            result["diff"] = task_diff(
+                "%s/%s (%s)" % (request.owner, request.proto, db_path),
+                owner_diff_ranges(request.owner, request.proto, outcome.before.ranges),
+                owner_diff_ranges(request.owner, request.proto, outcome.after.ranges),
+            )
+        return result
+
+    run_module(module, work, db_path)
 
 
 if __name__ == "__main__":

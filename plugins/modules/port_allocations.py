@@ -197,18 +197,15 @@ freed:
   sample: [{"owner": "old-api", "proto": "tcp", "range": "25040-25041"}]
 """
 
-import sqlite3
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.declared_allocations import declare
 from ansible_collections.berth.ports.plugins.module_utils.declared_entries import build_declaration
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.module_options import allocation_options, policy_options
-from ansible_collections.berth.ports.plugins.module_utils.reporting import owner_rows_diff_text
+from ansible_collections.berth.ports.plugins.module_utils.reporting import rows_diff_ranges, task_diff
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings
+from ansible_collections.berth.ports.plugins.module_utils.task_failure import run_module
 
 
 def main():
@@ -227,29 +224,24 @@ def main():
     )
     params = module.params
     db_path = params["db_path"]
-    try:
+
+    def work():
         settings = build_settings(params["range"], params["reserved"], params["skip_listening"])
         entries = build_declaration(params["allocations"], settings)
         outcome = declare(AllocationStore(db_path), entries, settings, prune=params["prune"], check_mode=module.check_mode)
-    except PortsError as exc:
-        module.fail_json(msg=to_native(exc))
-    except (OSError, sqlite3.Error) as exc:
-        module.fail_json(msg="db_path %s: %s; nothing changed" % (db_path, " ".join(to_native(exc).split())))
-
-    result = dict(
-        changed=outcome.changed,
-        allocations=[held.as_dict() for held, entry in zip(outcome.after, entries) if entry.count > 0],
-        env=outcome.env,
-        freed=[{"owner": row.owner, "proto": row.proto, "range": str(row.range)} for row in outcome.freed],
-    )
-    if module._diff:
-        result["diff"] = dict(
-            before_header=db_path,
-            after_header=db_path,
-            before=owner_rows_diff_text(outcome.before_rows),
-            after=owner_rows_diff_text(outcome.after_rows),
+        result = dict(
+            changed=outcome.changed,
+            allocations=[held.as_dict() for held, entry in zip(outcome.after, entries) if entry.count > 0],
+            env=outcome.env,
+            freed=[{"owner": row.owner, "proto": row.proto, "range": str(row.range)} for row in outcome.freed],
         )
-    module.exit_json(**result)
+        if module._diff:
+            result["diff"] = task_diff(
+                db_path, rows_diff_ranges(outcome.before_rows), rows_diff_ranges(outcome.after_rows), with_owner=True
+            )
+        return result
+
+    run_module(module, work, db_path)
 
 
 if __name__ == "__main__":

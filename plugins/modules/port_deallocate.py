@@ -115,16 +115,15 @@ deallocated:
 """
 
 import os
-import sqlite3
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import DEFAULT_DB_PATH, AllocationStore
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.reporting import freed_records, rows_diff_text
+from ansible_collections.berth.ports.plugins.module_utils.module_options import database_options
+from ansible_collections.berth.ports.plugins.module_utils.reporting import freed_records, rows_diff_ranges, task_diff
 from ansible_collections.berth.ports.plugins.module_utils.request import resolve_owner
+from ansible_collections.berth.ports.plugins.module_utils.task_failure import run_module
 
 
 def main():
@@ -133,13 +132,14 @@ def main():
             owner=dict(type="str"),
             proto=dict(type="str", default="tcp", choices=["tcp", "udp", "all"]),
             ports=dict(type="list", elements="raw"),
-            db_path=dict(type="path", default=DEFAULT_DB_PATH),
+            **database_options()
         ),
         supports_check_mode=True,
     )
     params = module.params
     db_path = params["db_path"]
-    try:
+
+    def work():
         owner = resolve_owner(params["owner"], os.environ)
         outcome = deallocate(
             AllocationStore(db_path),
@@ -148,21 +148,14 @@ def main():
             ports=params["ports"],
             check_mode=module.check_mode,
         )
-    except PortsError as exc:
-        module.fail_json(msg=to_native(exc))
-    except (OSError, sqlite3.Error) as exc:
-        module.fail_json(msg="db_path %s: %s; nothing changed" % (db_path, " ".join(to_native(exc).split())))
+        result = dict(changed=outcome.changed, owner=owner, deallocated=freed_records(outcome.freed))
+        if module._diff:
+            result["diff"] = task_diff(
+                "%s/%s (%s)" % (owner, params["proto"], db_path), rows_diff_ranges(outcome.before), rows_diff_ranges(outcome.after)
+            )
+        return result
 
-    result = dict(changed=outcome.changed, owner=owner, deallocated=freed_records(outcome.freed))
-    if module._diff:
-        header = "%s/%s (%s)" % (owner, params["proto"], db_path)
-        result["diff"] = dict(
-            before_header=header,
-            after_header=header,
-            before=rows_diff_text(outcome.before),
-            after=rows_diff_text(outcome.after),
-        )
-    module.exit_json(**result)
+    run_module(module, work, db_path)
 
 
 if __name__ == "__main__":

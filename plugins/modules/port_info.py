@@ -204,16 +204,13 @@ conflicts:
       sample: web
 """
 
-import sqlite3
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.module_options import policy_options
 from ansible_collections.berth.ports.plugins.module_utils.port_survey import port_report
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings, validate_owner
+from ansible_collections.berth.ports.plugins.module_utils.task_failure import run_module
 
 
 def main():
@@ -227,18 +224,16 @@ def main():
     )
     params = module.params
     db_path = params["db_path"]
-    try:
+
+    def work():
         owner = params["owner"]
         if owner is not None:
             owner = validate_owner(owner)
         settings = build_settings(params["range"], params["reserved"], skip_listening=False)
         report = port_report(AllocationStore(db_path), settings, owner=owner, proto=params["proto"])
-    except PortsError as exc:
-        module.fail_json(msg=to_native(exc))
-    except (OSError, sqlite3.Error) as exc:
-        module.fail_json(msg="db_path %s: %s" % (db_path, " ".join(to_native(exc).split())))
+        return dict(changed=False, **report)
 
-    module.exit_json(changed=False, **report)
+    run_module(module, work, db_path, writes=False)
 
 
 if __name__ == "__main__":

@@ -79,20 +79,21 @@ def loop(db, log, seed, port_range):
 
 
 def first(db, point):
+    # The store's front calls these by the names it imported from store_files.
     if point == "after-parent":
-        original_parent = AllocationStore._prepare_parent
+        original_parent = allocation_store.prepare_parent
 
-        def prepare_parent(self):
-            original_parent(self)
+        def prepare_parent(path):
+            original_parent(path)
             die()
-        AllocationStore._prepare_parent = prepare_parent
+        allocation_store.prepare_parent = prepare_parent
     elif point == "after-create":
-        original_create = AllocationStore._create_file
+        original_create = allocation_store.create_file
 
-        def create_file(self):
-            original_create(self)
+        def create_file(path):
+            original_create(path)
             die()
-        AllocationStore._create_file = create_file
+        allocation_store.create_file = create_file
     elif point.startswith("stmt:"):
         target = int(point[len("stmt:"):])
         real_connect = sqlite3.connect

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils import allocation_store
+from ansible_collections.berth.ports.plugins.module_utils import allocation_store, store_files, store_schema
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -56,7 +56,7 @@ def _make_version_1(path):
     """A database as it was after the first migration step only."""
     conn = sqlite3.connect(str(path))
     conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
-    for statement in allocation_store._MIGRATIONS[0]:
+    for statement in store_schema.MIGRATIONS[0]:
         conn.execute(statement)
     conn.execute(
         "INSERT INTO allocations (owner, proto, first_port, last_port, shared, kind, created)"
@@ -89,8 +89,8 @@ def test_failed_migration_leaves_old_schema(host, tmp_path, monkeypatch):
     path = tmp_path / "ports.db"
     _make_version_1(path)
     before = digest(path)
-    broken = allocation_store._MIGRATIONS[:1] + (("CREATE INDEX x ON nowhere (y)",),)
-    monkeypatch.setattr(allocation_store, "_MIGRATIONS", broken)
+    broken = store_schema.MIGRATIONS[:1] + (("CREATE INDEX x ON nowhere (y)",),)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", broken)
     with pytest.raises(PortsError, match="nothing changed"):
         host.allocate("web", 1)
     assert digest(path) == before
@@ -346,7 +346,7 @@ def test_a_stamp_file_that_is_not_ours_only_brings_the_full_check_back(host, tmp
     seen.clear()
     host.allocate("cache", 1)
     assert not [s for s in seen if "quick_check" in s]
-    assert len(stamp.read_bytes()) == allocation_store._STAMP_WIDTH  # pylint: disable=protected-access
+    assert len(stamp.read_bytes()) == store_files.STAMP_WIDTH
 
 
 def test_a_fifo_in_place_of_the_stamp_neither_hangs_nor_fails(host, tmp_path, monkeypatch):
@@ -385,7 +385,7 @@ def _make_version(path, version):
     """A database as the first ``version`` migration steps left it, holding one row."""
     conn = sqlite3.connect(str(path))
     conn.execute("PRAGMA application_id = %d" % APPLICATION_ID)
-    for step in allocation_store._MIGRATIONS[:version]:
+    for step in store_schema.MIGRATIONS[:version]:
         for statement in step:
             conn.execute(statement)
     conn.execute(

@@ -3,7 +3,10 @@
 """The host-side client: NethServer 8's ``allocate_ports`` / ``deallocate_ports`` for berth.ports.
 
 Services on the host call these (or ``berth-ports``, the CLI on top of
-them); the agent daemon decides, from the caller's uid, whether to serve::
+them); the agent daemon decides, from the caller's uid, whether to serve.
+Callers import it through its public path, ``module_utils/agent_client.py``
+(a re-export of this file's ``__all__`` that stays put when the agent's
+files move)::
 
     from ansible_collections.berth.ports.plugins.module_utils.agent_client import allocate_ports
     ports = allocate_ports(4, "tcp")                 # owner: $MODULE_ID, else the caller's grant
@@ -20,9 +23,9 @@ import socket
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_config import load_config
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import ROOT_GRANT, Identity
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.config import load_config
+from ansible_collections.berth.ports.plugins.module_utils.agent.grants import ROOT_GRANT, Identity
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import (
     CODE_BUSY,
     CODE_INTERNAL,
     CODE_TIMEOUT,
@@ -34,7 +37,7 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import 
     decode_response,
     encode_request,
 )
-from ansible_collections.berth.ports.plugins.module_utils.agent_service import AgentService
+from ansible_collections.berth.ports.plugins.module_utils.agent.service import AgentService
 from ansible_collections.berth.ports.plugins.module_utils.request import OWNER_ENV_VAR, validate_owner
 
 CODE_UNREACHABLE = "unreachable"

@@ -81,7 +81,7 @@ def test_stray_listener_counts(host, tmp_path):
         (net / name).write_text(header)
     fill(host)
     text, unused = metrics.render(host.store.path, build_settings("25000-25999"), proc_net=str(net),
-                                       proc=str(tmp_path / "proc"), unit_dirs=())
+                                  proc=str(tmp_path / "proc"), unit_dirs=())
     assert sample(text, "berth_ports_stray_listeners", proto="tcp", range="25000-25999") == 1
     assert sample(text, "berth_ports_listener_conflicts", proto="tcp", range="25000-25999", type="unallocated") == 1
 

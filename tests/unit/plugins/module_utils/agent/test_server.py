@@ -26,9 +26,9 @@ import time
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils import agent_server
-from ansible_collections.berth.ports.plugins.module_utils.agent_client import AgentClient
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import AgentError
+from ansible_collections.berth.ports.plugins.module_utils.agent import server
+from ansible_collections.berth.ports.plugins.module_utils.agent.client import AgentClient
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import AgentError
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
@@ -53,7 +53,7 @@ READ_TIMEOUT = 1.0
 MAX_CLIENTS = 8
 # The daemon subprocess imports the collection the way this process did.
 COLLECTIONS = os.pathsep.join(p for p in sys.path if p)
-CLI = "import sys; from ansible_collections.berth.ports.plugins.module_utils.agent_cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys; from ansible_collections.berth.ports.plugins.module_utils.agent.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 class Daemon:
@@ -81,7 +81,7 @@ class Daemon:
         if activated:
             # What systemd does for Accept=no: the listening socket as fd 3,
             # LISTEN_FDS=1 and LISTEN_PID naming the daemon's own pid.
-            self.listener = agent_server.bind_unix(self.socket)
+            self.listener = server.bind_unix(self.socket)
             fd = self.listener.fileno()
             shim = ("import os, sys; os.dup2(%d, 3); os.close(%d); os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
                     "os.execv(sys.executable, [sys.executable] + sys.argv[1:])" % (fd, fd))
@@ -229,7 +229,7 @@ def test_service_allocates_lists_and_frees_its_own_ports(daemon):
 
 
 def test_module_id_and_library_functions(daemon):
-    from ansible_collections.berth.ports.plugins.module_utils.agent_client import allocate_ports, deallocate_ports
+    from ansible_collections.berth.ports.plugins.module_utils.agent.client import allocate_ports, deallocate_ports
 
     def work():
         os.environ["MODULE_ID"] = "svc2"
@@ -482,12 +482,12 @@ def test_socket_activation_takes_fd_3(workdir):
 
 def test_listen_pid_of_another_process_is_ignored():
     env = {"LISTEN_PID": str(os.getpid() + 1), "LISTEN_FDS": "1"}
-    assert agent_server.systemd_listener(env) is None
+    assert server.systemd_listener(env) is None
 
 
 def test_second_daemon_on_a_live_socket_is_refused(daemon):
     with pytest.raises(AgentError, match="another agent is serving"):
-        agent_server.bind_unix(daemon.socket)
+        server.bind_unix(daemon.socket)
     assert_still_serving(daemon)
 
 
@@ -529,7 +529,7 @@ def test_demand_caps_what_the_owner_holds_kept_ranges_counted(daemon):
 
 
 def test_demand_refusal_exits_3_from_the_command(daemon):
-    from ansible_collections.berth.ports.plugins.module_utils.agent_cli import main
+    from ansible_collections.berth.ports.plugins.module_utils.agent.cli import main
 
     def run():
         out, err = io.StringIO(), io.StringIO()

@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_audit import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.audit import (
     REFUSAL_LOG_WINDOW,
     REFUSALS_PER_WINDOW,
     INVALID,

@@ -12,10 +12,10 @@ import warnings
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils import port_metrics
+from ansible_collections.berth.ports.plugins.module_utils.agent import metrics
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import SCHEMA_VERSION
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings
-from ansible_collections.berth.ports.tests.unit.plugins.module_utils.promtool import find_promtool
+from ansible_collections.berth.ports.tests.unit.plugins.module_utils.agent.promtool import find_promtool
 
 
 def sample(text, name, **labels):
@@ -52,7 +52,7 @@ def fill(host):
 def test_metrics_of_a_database(host, no_listeners):
     fill(host)
     settings = build_settings("25000-25999", [25990, "25995-25999"])
-    text, error = port_metrics.render(host.store.path, settings, now=1700000000.0, **no_listeners)
+    text, error = metrics.render(host.store.path, settings, now=1700000000.0, **no_listeners)
     assert error is None
     assert sample(text, "berth_ports_range_ports", proto="tcp", range="25000-25999") == 1000
     assert sample(text, "berth_ports_used_ports", proto="tcp", range="25000-25999") == 6  # 25443 held twice counts once
@@ -80,15 +80,15 @@ def test_stray_listener_counts(host, tmp_path):
     for name in ("tcp6", "udp", "udp6"):
         (net / name).write_text(header)
     fill(host)
-    text, unused = port_metrics.render(host.store.path, build_settings("25000-25999"), proc_net=str(net),
-                                       proc=str(tmp_path / "proc"), unit_dirs=())
+    text, unused = metrics.render(host.store.path, build_settings("25000-25999"), proc_net=str(net),
+                                  proc=str(tmp_path / "proc"), unit_dirs=())
     assert sample(text, "berth_ports_stray_listeners", proto="tcp", range="25000-25999") == 1
     assert sample(text, "berth_ports_listener_conflicts", proto="tcp", range="25000-25999", type="unallocated") == 1
 
 
 def test_missing_database_is_never_created(tmp_path, no_listeners):
     db = tmp_path / "sub" / "ports.db"
-    text, error = port_metrics.render(str(db), build_settings(), **no_listeners)
+    text, error = metrics.render(str(db), build_settings(), **no_listeners)
     assert error is None and not db.exists() and not db.parent.exists()
     assert sample(text, "berth_ports_database_present") == 0
     assert sample(text, "berth_ports_database_schema_version") == 0
@@ -100,25 +100,25 @@ def test_reading_does_not_change_the_file(host, no_listeners):
     fill(host)
     db = pathlib.Path(host.store.path)
     before = (db.read_bytes(), os.stat(str(db)).st_mtime_ns, sorted(p.name for p in db.parent.iterdir()))
-    port_metrics.render(str(db), build_settings(), **no_listeners)
+    metrics.render(str(db), build_settings(), **no_listeners)
     assert (db.read_bytes(), os.stat(str(db)).st_mtime_ns, sorted(p.name for p in db.parent.iterdir())) == before
 
 
 def test_a_bad_database_is_reported_and_left_alone(tmp_path, no_listeners):
     db = tmp_path / "ports.db"
     db.write_bytes(b"not a database at all" * 100)
-    text, error = port_metrics.render(str(db), build_settings(), **no_listeners)
+    text, error = metrics.render(str(db), build_settings(), **no_listeners)
     assert error and "# ERROR reading the database" in text
     assert sample(text, "berth_ports_metrics_success") == 0
     assert db.read_bytes() == b"not a database at all" * 100
     out = tmp_path / "m.prom"
-    assert port_metrics.main(["--config", str(tmp_path / "none.json"), "--db-path", str(db), "--output", str(out)]) == 1
+    assert metrics.main(["--config", str(tmp_path / "none.json"), "--db-path", str(db), "--output", str(out)]) == 1
     assert "berth_ports_metrics_success 0" in out.read_text()
 
 
 def test_write_is_atomic_and_leaves_no_temporary(tmp_path, monkeypatch):
     out = tmp_path / "textfile" / "berth_ports.prom"
-    port_metrics.write_atomically(str(out), "a 1\n")
+    metrics.write_atomically(str(out), "a 1\n")
     assert out.read_text() == "a 1\n" and oct(out.stat().st_mode & 0o777) == "0o644"
     inode = out.stat().st_ino
 
@@ -127,7 +127,7 @@ def test_write_is_atomic_and_leaves_no_temporary(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(OSError):
-        port_metrics.write_atomically(str(out), "a 2\n")
+        metrics.write_atomically(str(out), "a 2\n")
     assert out.read_text() == "a 1\n" and out.stat().st_ino == inode  # the old file, whole
     assert sorted(p.name for p in out.parent.iterdir()) == ["berth_ports.prom"]
 
@@ -137,15 +137,15 @@ def test_main_uses_the_agent_config(host, tmp_path):
     config = tmp_path / "agent.json"
     config.write_text('{"db_path": "%s", "range": "25000-25099"}' % host.store.path)
     out = tmp_path / "m.prom"
-    assert port_metrics.main(["--config", str(config), "--output", str(out)]) == 0
+    assert metrics.main(["--config", str(config), "--output", str(out)]) == 0
     text = out.read_text()
     assert sample(text, "berth_ports_range_ports", proto="tcp", range="25000-25099") == 100
     assert sample(text, "berth_ports_used_ports", proto="tcp", range="25000-25099") == 5  # 25443 outside
 
 
 def test_label_values_are_escaped():
-    family = port_metrics.Family("berth_ports_x", "help", (port_metrics.Sample("berth_ports_x", (("owner", 'a"b\\c'),), 1),))
-    assert port_metrics.format_families([family]).splitlines()[-1] == 'berth_ports_x{owner="a\\"b\\\\c"} 1'
+    family = metrics.Family("berth_ports_x", "help", (metrics.Sample("berth_ports_x", (("owner", 'a"b\\c'),), 1),))
+    assert metrics.format_families([family]).splitlines()[-1] == 'berth_ports_x{owner="a\\"b\\\\c"} 1'
 
 
 @pytest.fixture(scope="module")
@@ -163,13 +163,13 @@ def promtool():
 def test_promtool_check_metrics_passes(promtool, host, tmp_path, no_listeners):
     fill(host)
     for db in (host.store.path, str(tmp_path / "missing.db")):
-        text, unused = port_metrics.render(db, build_settings(), **no_listeners)
+        text, unused = metrics.render(db, build_settings(), **no_listeners)
         done = subprocess.run([promtool, "check", "metrics"], input=text, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, universal_newlines=True, check=False)
         assert done.returncode == 0 and done.stdout.strip() == "", done.stdout
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"x" * 4096)
-    text, unused = port_metrics.render(str(bad), build_settings(), **no_listeners)
+    text, unused = metrics.render(str(bad), build_settings(), **no_listeners)
     done = subprocess.run([promtool, "check", "metrics"], input=text, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, check=False)
     assert done.returncode == 0, done.stdout

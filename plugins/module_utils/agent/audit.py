@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, TextIO, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_BAD_REQUEST, CODE_BUSY, CODE_INTERNAL
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import CODE_BAD_REQUEST, CODE_BUSY, CODE_INTERNAL
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT
 from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner, validate_proto

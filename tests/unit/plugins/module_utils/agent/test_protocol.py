@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import (
     AgentError,
     decode_request,
     decode_response,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_cli import main
+from ansible_collections.berth.ports.plugins.module_utils.agent.cli import main
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, build_settings

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Dict, Optional
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_config import AgentConfig
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import DEFAULT_MAX_PORTS, ROLE_ADMIN, Identity, authorize
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.config import AgentConfig
+from ansible_collections.berth.ports.plugins.module_utils.agent.grants import DEFAULT_MAX_PORTS, ROLE_ADMIN, Identity, authorize
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import (
     CODE_FAILED,
     CODE_MAX_PORTS_EXCEEDED,
     AgentError,

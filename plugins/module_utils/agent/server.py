@@ -14,7 +14,7 @@ and root. A connection beyond any of these is answered ``busy`` at once. A worke
 help) and at most ``max_request`` bytes, answers, and closes. Whatever a
 client sends or fails to send, it gets an error answer or is cut off; the
 daemon goes on serving. Every decision goes to the audit trail once
-(agent_audit).
+(agent.audit).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import time
 import traceback
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_audit import ALLOWED, REFUSED, AuditLog, Decision
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import GrantsError, GrantsTable, Identity
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.audit import ALLOWED, REFUSED, AuditLog, Decision
+from ansible_collections.berth.ports.plugins.module_utils.agent.grants import GrantsError, GrantsTable, Identity
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import (
     CODE_BAD_REQUEST,
     CODE_BUSY,
     CODE_FORBIDDEN,
@@ -47,7 +47,7 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import 
     ok_response,
     with_defaults,
 )
-from ansible_collections.berth.ports.plugins.module_utils.agent_service import AgentService
+from ansible_collections.berth.ports.plugins.module_utils.agent.service import AgentService
 
 SD_LISTEN_FDS_START = 3
 DEFAULT_MAX_CLIENTS = 32

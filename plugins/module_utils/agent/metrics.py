@@ -43,8 +43,8 @@ import time
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 from urllib.parse import quote
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_config import load_config
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import DEFAULT_CONFIG_PATH
+from ansible_collections.berth.ports.plugins.module_utils.agent.config import load_config
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import DEFAULT_CONFIG_PATH
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError

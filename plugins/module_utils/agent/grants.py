@@ -44,7 +44,7 @@ import stat
 import threading
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import CODE_BAD_REQUEST, CODE_FORBIDDEN, AgentError
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import CODE_BAD_REQUEST, CODE_FORBIDDEN, AgentError
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT
 from ansible_collections.berth.ports.plugins.module_utils.request import validate_owner

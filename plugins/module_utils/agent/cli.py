@@ -29,10 +29,10 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, TextIO
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_client import CODE_UNREACHABLE, AgentClient, DirectAgent, default_owner
-from ansible_collections.berth.ports.plugins.module_utils.agent_config import load_config
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import DEFAULT_MAX_PORTS, GrantsError, GrantsTable, read_grants_file
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.client import CODE_UNREACHABLE, AgentClient, DirectAgent, default_owner
+from ansible_collections.berth.ports.plugins.module_utils.agent.config import load_config
+from ansible_collections.berth.ports.plugins.module_utils.agent.grants import DEFAULT_MAX_PORTS, GrantsError, GrantsTable, read_grants_file
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import (
     CODE_BAD_REQUEST,
     CODE_FAILED,
     CODE_FORBIDDEN,
@@ -43,13 +43,13 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import 
     READ_TIMEOUT,
     AgentError,
 )
-from ansible_collections.berth.ports.plugins.module_utils.agent_server import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.server import (
     DEFAULT_MAX_CLIENTS,
     DEFAULT_MAX_CLIENTS_PER_UID,
     DEFAULT_MAX_CLIENTS_UNGRANTED,
     run_daemon,
 )
-from ansible_collections.berth.ports.plugins.module_utils.agent_service import AgentService
+from ansible_collections.berth.ports.plugins.module_utils.agent.service import AgentService
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT
 

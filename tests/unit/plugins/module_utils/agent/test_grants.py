@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.berth.ports.plugins.module_utils.agent_grants import (
+from ansible_collections.berth.ports.plugins.module_utils.agent.grants import (
     LABELS,
     ROLE_ADMIN,
     ROLE_PORTSADM,
@@ -19,7 +19,7 @@ from ansible_collections.berth.ports.plugins.module_utils.agent_grants import (
     parse_grant,
     read_grants_file,
 )
-from ansible_collections.berth.ports.plugins.module_utils.agent_protocol import AgentError
+from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import AgentError
 
 
 @pytest.mark.parametrize("label", LABELS)

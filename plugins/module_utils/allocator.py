@@ -3,7 +3,7 @@
 """Allocate and free ports: the one entry point the modules, the agent and
 scripts call. Validates, reads the host, plans, and applies the plan in the
 transaction that read the state (or only reports it, in check mode).
-port_info's read-only survey is in port_survey."""
+port_info's read-only survey is in port_info."""
 
 from __future__ import annotations
 

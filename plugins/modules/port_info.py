@@ -208,7 +208,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.module_options import policy_options
-from ansible_collections.berth.ports.plugins.module_utils.port_survey import port_report
+from ansible_collections.berth.ports.plugins.module_utils.port_info import port_report
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings, validate_owner
 from ansible_collections.berth.ports.plugins.module_utils.task_failure import run_module
 

@@ -49,7 +49,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, merge
-from ansible_collections.berth.ports.plugins.module_utils.port_survey import SYSTEMD_UNIT_DIRS, find_conflicts, summarize
+from ansible_collections.berth.ports.plugins.module_utils.port_info import SYSTEMD_UNIT_DIRS, find_conflicts, summarize
 from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS, Settings
 
 DEFAULT_OUTPUT = "/var/lib/prometheus/node-exporter/berth_ports.prom"

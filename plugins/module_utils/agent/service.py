@@ -10,7 +10,6 @@ each), so Ansible runs, the daemon and root scripts serialise on one file.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Dict, Optional
 
 from ansible_collections.berth.ports.plugins.module_utils.agent.config import AgentConfig
@@ -25,10 +24,11 @@ from ansible_collections.berth.ports.plugins.module_utils.agent.protocol import 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_AGENT, owner_ranges
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate, deallocate
-from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded, PortsError
+from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
 from ansible_collections.berth.ports.plugins.module_utils.reporting import allocation_records, freed_records, selected_protos
 from ansible_collections.berth.ports.plugins.module_utils.request import Settings, build_allocation_request, validate_proto
+from ansible_collections.berth.ports.plugins.module_utils.task_failure import TASK_ERRORS, failure_message
 
 
 class AgentService:
@@ -59,10 +59,8 @@ class AgentService:
             raise
         except PortLimitExceeded as exc:
             raise AgentError(str(exc), CODE_MAX_PORTS_EXCEEDED)
-        except PortsError as exc:
-            raise AgentError(str(exc), CODE_FAILED)
-        except (OSError, sqlite3.Error) as exc:
-            raise AgentError("db_path %s: %s; nothing changed" % (self.config.db_path, exc), CODE_FAILED)
+        except TASK_ERRORS as exc:
+            raise AgentError(failure_message(exc, self.config.db_path), CODE_FAILED)
 
     @staticmethod
     def _whoami(identity: Identity) -> Dict[str, Any]:

@@ -51,6 +51,7 @@ from ansible_collections.berth.ports.plugins.module_utils.errors import PortsErr
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, merge
 from ansible_collections.berth.ports.plugins.module_utils.port_info import SYSTEMD_UNIT_DIRS, find_conflicts, summarize
 from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS, Settings
+from ansible_collections.berth.ports.plugins.module_utils.task_failure import TASK_ERRORS, failure_message
 
 DEFAULT_OUTPUT = "/var/lib/prometheus/node-exporter/berth_ports.prom"
 CONFLICT_TYPES = ("unallocated", "foreign_listener", "in_use")
@@ -131,8 +132,8 @@ def collect(
         if present:
             version = _schema_version(db_path)
             changed = os.stat(db_path).st_mtime
-    except (PortsError, OSError, sqlite3.Error) as exc:
-        error = " ".join(str(exc).split()) or type(exc).__name__
+    except TASK_ERRORS as exc:
+        error = failure_message(exc, db_path, writes=False)
         rows = []
     families = []  # type: List[Family]
     per_proto = {}  # type: Dict[str, Dict[str, float]]

@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
-# Run every Molecule scenario of berth.ports against a real Debian 12 host:
-# systemd as PID 1 and a running firewalld, in a podman container.
+# Run every Molecule scenario of berth.ports against real Debian 12 and 13
+# hosts: systemd as PID 1 and a running firewalld, in podman containers.
 #
 # Self-sufficient on a bare Debian 12 machine as root:
 #   1. apt-get installs podman, runc and mmdebstrap when they are missing;
-#   2. builds the test host root filesystem with mmdebstrap (cached under
-#      $BERTH_MOLECULE_CACHE, keyed by a hash of the recipe) and imports it
-#      into podman as localhost/berth-molecule:<key>;
-#      and tags it localhost/berth-molecule:latest, the image config.yml
-#      names when BERTH_MOLECULE_IMAGE is not set;
+#   2. builds a test host root filesystem for each release, bookworm and
+#      trixie, with mmdebstrap (cached under $BERTH_MOLECULE_CACHE, each
+#      keyed by a hash of its recipe), imports each into podman as
+#      localhost/berth-molecule:<key> and tags them
+#      localhost/berth-molecule:bookworm (also :latest) and :trixie, the
+#      images the scenarios name when BERTH_MOLECULE_IMAGE and
+#      BERTH_MOLECULE_IMAGE_TRIXIE are not set;
 #   3. runs `molecule test -s NAME` from the collection root for each
 #      scenario (or those named as arguments): the same command that works
 #      on its own, since config.yml and dependency.sh carry the rest;
 #   4. removes the scenario containers, keeps the cached image.
 #
 #   run.sh --image-only   steps 1 and 2 only (what dependency.sh runs when
-#                         the image is missing)
+#                         an image is missing)
 #
 # Environment:
 #   BERTH_MOLECULE_CACHE   cache directory (default /var/cache/berth-molecule)
 #   BERTH_MOLECULE_MIRROR  Debian mirror (default: the one apt uses here)
-#   BERTH_MOLECULE_REBUILD set to 1 to rebuild the image
+#   BERTH_MOLECULE_REBUILD set to 1 to rebuild the images
 #
 # Why podman + runc: this machine has hybrid cgroups (v1 controllers plus
 # an empty v2 hierarchy), which crun refuses; runc boots systemd there, and
@@ -39,7 +41,9 @@ fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${BERTH_MOLECULE_CACHE:-/var/cache/berth-molecule}
-suite=bookworm
+# Debian 12 and 13: the scenarios' hosts run one or the other (the
+# multi-host scenarios mix both). The same packages exist in both releases.
+suites=(bookworm trixie)
 packages=(systemd systemd-sysv dbus firewalld nftables python3 python3-apt iproute2
           procps netbase curl ca-certificates)
 # Bump when the build steps below change in a way the package list does not show.
@@ -74,22 +78,26 @@ if [ -z "$mirror" ]; then
             | grep -E '/debian/?$' | head -n1 || true)
   mirror=${mirror:-http://deb.debian.org/debian}
 fi
-
-key=$(printf '%s\n' "$suite" "$recipe_version" "${packages[@]}" | sha256sum | cut -c1-12)
-image=localhost/berth-molecule:$key
-tarball=$cache/rootfs-$key.tar
 mkdir -p "$cache"
+# One key per release: a hash of the suite, the recipe version and the
+# package list, so each image is rebuilt only when its own recipe changes.
+declare -A keys
+for suite in "${suites[@]}"; do
+  keys[$suite]=$(printf '%s\n' "$suite" "$recipe_version" "${packages[@]}" | sha256sum | cut -c1-12)
+done
 
-if [ "${BERTH_MOLECULE_REBUILD:-0}" = 1 ]; then
-  # Not forced: an image still used by a container (another run) stays.
-  podman rmi "$image" >/dev/null 2>&1 || true
-  rm -f "$tarball"
-fi
-
-# One build at a time, should two runs start together.
-exec 9>"$cache/.lock"
-flock 9
-if ! podman image exists "$image"; then
+# build_image SUITE: localhost/berth-molecule:<key> from the cached root
+# filesystem (built with mmdebstrap when missing).
+build_image() {
+  local suite=$1 key=${keys[$1]} image tarball include
+  image=localhost/berth-molecule:$key
+  tarball=$cache/rootfs-$key.tar
+  if [ "${BERTH_MOLECULE_REBUILD:-0}" = 1 ]; then
+    # Not forced: an image still used by a container (another run) stays.
+    podman rmi "$image" >/dev/null 2>&1 || true
+    rm -f "$tarball"
+  fi
+  podman image exists "$image" && return 0
   if [ ! -s "$tarball" ]; then
     log "building Debian $suite rootfs from $mirror (key $key)"
     include=$(IFS=,; echo "${packages[*]}")
@@ -105,23 +113,46 @@ if ! podman image exists "$image"; then
   fi
   log "importing $tarball as $image"
   podman import --quiet --change 'CMD ["/sbin/init"]' \
-    --change 'LABEL org.berth.molecule.key='"$key" "$tarball" "$image" >/dev/null
-  # Older images and root filesystems of this recipe are dead weight (the
-  # latest tag is moved below, not removed).
-  podman images --format '{{.Repository}}:{{.Tag}}' \
-    | grep '^localhost/berth-molecule:' | grep -v -e ":$key\$" -e ':latest$' \
-    | xargs -r podman rmi >/dev/null 2>&1 || true
-  find "$cache" -maxdepth 1 -name 'rootfs-*.tar' ! -name "rootfs-$key.tar" -delete
-fi
-# The stable name for `molecule test` on its own (config.yml's default).
-podman tag "$image" localhost/berth-molecule:latest
+    --change 'LABEL org.berth.molecule.key='"$key" \
+    --change 'LABEL org.berth.molecule.suite='"$suite" "$tarball" "$image" >/dev/null
+}
+
+# One build at a time, should two runs start together.
+exec 9>"$cache/.lock"
+flock 9
+for suite in "${suites[@]}"; do
+  build_image "$suite"
+  # The stable names for `molecule test` on its own (the scenarios'
+  # defaults): :bookworm (also :latest, the name older checkouts use) and
+  # :trixie.
+  podman tag "localhost/berth-molecule:${keys[$suite]}" "localhost/berth-molecule:$suite"
+done
+podman tag "localhost/berth-molecule:${keys[bookworm]}" localhost/berth-molecule:latest
+# Older images and root filesystems of these recipes are dead weight (the
+# release tags are moved above, not removed).
+keep=(-e ':latest$')
+for suite in "${suites[@]}"; do
+  keep+=(-e ":${keys[$suite]}\$" -e ":$suite\$")
+done
+podman images --format '{{.Repository}}:{{.Tag}}' \
+  | grep '^localhost/berth-molecule:' | grep -v "${keep[@]}" \
+  | xargs -r podman rmi >/dev/null 2>&1 || true
+for f in "$cache"/rootfs-*.tar; do
+  [ -e "$f" ] || continue
+  case " ${keys[*]} " in
+    *" $(basename "$f" .tar | cut -d- -f2) "*) ;;
+    *) rm -f "$f" ;;
+  esac
+done
 flock -u 9
 if [ -n "$image_only" ]; then
-  log "image $image (localhost/berth-molecule:latest) ready in $(( $(date +%s) - start ))s"
+  log "images ready in $(( $(date +%s) - start ))s: $(for suite in "${suites[@]}"; do
+    printf 'localhost/berth-molecule:%s (%s) ' "${keys[$suite]}" "$suite"; done)"
   exit 0
 fi
-# This run pins the exact build, should another run move :latest meanwhile.
-export BERTH_MOLECULE_IMAGE=$image
+# This run pins the exact builds, should another run move the tags meanwhile.
+export BERTH_MOLECULE_IMAGE=localhost/berth-molecule:${keys[bookworm]}
+export BERTH_MOLECULE_IMAGE_TRIXIE=localhost/berth-molecule:${keys[trixie]}
 
 # --- 3. scenarios ----------------------------------------------------------
 scenarios=()

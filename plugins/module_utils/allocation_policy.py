@@ -215,3 +215,26 @@ def plan_deallocation(
         if ports is None or any(row.range.overlaps(p) for p in ports):
             doomed.append(row)
     return Plan(remove=tuple(doomed))
+
+
+# What callers import from here: the planners above and, so that every import
+# path of before the split keeps working, the rows' names and the indexed planner.
+__all__ = [
+    "KIND_DYNAMIC",
+    "KIND_STATIC",
+    "ORIGIN_AGENT",
+    "ORIGIN_LIBRARY",
+    "ORIGIN_PORT_ALLOCATE",
+    "ORIGIN_PORT_ALLOCATIONS",
+    "ORIGIN_UNKNOWN",
+    "Allocation",
+    "Plan",
+    "apply_plan",
+    "dynamic_blocked",
+    "first_fit",
+    "largest_run",
+    "owner_ranges",
+    "plan_allocation",
+    "plan_deallocation",
+    "plan_dynamic_indexed",
+]

@@ -4,14 +4,33 @@
 
 Nothing here touches a file, so the same plan serves check mode (shown, not
 applied) and a real run (applied in the very transaction that read the rows).
+
+This file plans every request from all the rows of its proto (static ports,
+the wording of a request that cannot be met, deallocation, the survey's
+view). The common dynamic request is planned by indexed_planning, and the
+row and plan types live in allocation_rows; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import heapq
-from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Iterable, List, Optional, Sequence, Set
 
+from ansible_collections.berth.ports.plugins.module_utils.allocation_rows import (  # noqa: F401 (re-exported)
+    KIND_DYNAMIC,
+    KIND_STATIC,
+    ORIGIN_AGENT,
+    ORIGIN_LIBRARY,
+    ORIGIN_PORT_ALLOCATE,
+    ORIGIN_PORT_ALLOCATIONS,
+    ORIGIN_UNKNOWN,
+    Allocation,
+    Plan,
+    apply_plan,
+    held_ports as _held_ports,
+    owner_ranges,
+)
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
+from ansible_collections.berth.ports.plugins.module_utils.indexed_planning import plan_dynamic_indexed  # noqa: F401 (re-exported)
 from ansible_collections.berth.ports.plugins.module_utils.port_range import (
     PortRange,
     bands,
@@ -19,78 +38,6 @@ from ansible_collections.berth.ports.plugins.module_utils.port_range import (
     merge,
 )
 from ansible_collections.berth.ports.plugins.module_utils.request import AllocationRequest, Settings
-
-KIND_DYNAMIC = "dynamic"
-KIND_STATIC = "static"
-
-# Which call made a row. port_allocations' prune frees only the rows it made
-# itself, so a port handed out ad hoc, by port_allocate or by the agent is
-# never taken away by a declaration that does not mention it.
-ORIGIN_PORT_ALLOCATE = "port_allocate"
-ORIGIN_PORT_ALLOCATIONS = "port_allocations"
-ORIGIN_AGENT = "agent"
-ORIGIN_LIBRARY = "library"  # a script calling the allocator directly
-ORIGIN_UNKNOWN = "unknown"  # rows written before the database recorded it
-
-
-class Allocation(NamedTuple):
-    """One row of the state: ``first``..``last`` of ``proto`` held by ``owner``."""
-
-    owner: str
-    proto: str
-    first: int
-    last: int
-    shared: bool
-    kind: str
-    created: str
-    id: Optional[int] = None  # None until stored
-    origin: str = ORIGIN_UNKNOWN
-
-    @property
-    def range(self) -> PortRange:
-        return PortRange(self.first, self.last)
-
-    def as_dict(self) -> dict:
-        return {
-            "owner": self.owner,
-            "proto": self.proto,
-            "first": self.first,
-            "last": self.last,
-            "shared": self.shared,
-            "kind": self.kind,
-            "created": self.created,
-            "origin": self.origin,
-        }
-
-
-class Plan(NamedTuple):
-    """Rows to delete and rows to insert, in one transaction."""
-
-    remove: Tuple[Allocation, ...] = ()
-    add: Tuple[Allocation, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.remove or self.add)
-
-
-def owner_ranges(rows: Iterable[Allocation], owner: str, proto: str) -> List[Allocation]:
-    """The owner's rows for ``proto``, oldest first (the order TCP_PORT is taken from)."""
-    mine = [row for row in rows if row.owner == owner and row.proto == proto]
-    return sorted(mine, key=lambda row: (row.id is None, row.id or 0, row.created, row.first))
-
-
-def apply_plan(rows: Sequence[Allocation], plan: Plan) -> List[Allocation]:
-    """The rows after ``plan``: what check mode reports without writing."""
-    removed = set(id(row) for row in plan.remove)
-    return [row for row in rows if id(row) not in removed] + list(plan.add)
-
-
-def _held_ports(rows: Iterable[Allocation]) -> Set[int]:
-    ports = set()  # type: Set[int]
-    for row in rows:
-        ports.update(range(row.first, row.last + 1))
-    return ports
 
 
 def _describe(ports: Iterable[int]) -> str:
@@ -270,84 +217,24 @@ def plan_deallocation(
     return Plan(remove=tuple(doomed))
 
 
-def _union_runs(first: Iterator[PortRange], second: Sequence[PortRange]) -> Iterator[PortRange]:
-    """Merge two ascending streams of ranges into ascending maximal runs (lazily)."""
-    pending = None  # type: Optional[PortRange]
-    for run in heapq.merge(first, sorted(second)):
-        if pending is not None and run.first <= pending.last + 1:
-            if run.last > pending.last:
-                pending = PortRange(pending.first, run.last)
-            continue
-        if pending is not None:
-            yield pending
-        pending = run
-    if pending is not None:
-        yield pending
-
-
-def plan_dynamic_indexed(
-    request: AllocationRequest,
-    settings: Settings,
-    mine: Sequence[Allocation],
-    listening: Iterable[int],
-    now: str,
-    unheld_from: Callable[[int], Iterator[PortRange]],
-    overlapping: Callable[[PortRange], Sequence[Allocation]],
-) -> Optional[Plan]:
-    """What ``plan_allocation`` plans for a dynamic request, without every row in hand.
-
-    ``mine`` are the owner's rows of the proto (oldest first), ``unheld_from(p)``
-    yields the maximal runs no row covers from port ``p`` up, and
-    ``overlapping(r)`` the rows holding any port of ``r``. Returns None when the
-    request cannot be met: the caller then plans with every row
-    (``plan_allocation``), which also words the error.
-    """
-    if request.port is not None:
-        raise PortsError("internal error: indexed planning is for dynamic requests only")
-    held = sum(row.last - row.first + 1 for row in mine)
-    if not request.keep_existing and mine and held == request.count:
-        return Plan()
-    replaced = () if request.keep_existing else tuple(mine)
-    exempt = set(row.id for row in replaced)
-    own = merge(row.range for row in replaced)
-    own_ports = _held_ports(replaced)
-    soft = list(settings.reserved)
-    if settings.skip_listening:
-        soft.extend(PortRange(p, p) for p in listening if p not in own_ports)
-    soft_blocked = []  # type: List[PortRange]
-    for busy in merge(soft):
-        soft_blocked.extend(free_runs(busy, own) if own else [busy])
-    soft_blocked = merge(soft_blocked)
-    # The owner's own ports, where no other row holds them, are free for it.
-    released = []  # type: List[PortRange]
-    for span in own:
-        others = [row.range for row in overlapping(span) if row.id not in exempt]
-        released.extend(free_runs(span, others))
-
-    def usable(band: PortRange) -> Iterator[PortRange]:
-        for run in _union_runs(unheld_from(band.first), released):
-            if run.first > band.last:
-                return
-            clipped = PortRange(max(run.first, band.first), min(run.last, band.last))
-            if clipped.first <= clipped.last:
-                yield from free_runs(clipped, soft_blocked)
-
-    chosen = None  # type: Optional[PortRange]
-    if replaced:
-        in_place = PortRange(replaced[0].first, replaced[0].first + request.count - 1)
-        if settings.bounds.covers(in_place) and not any(in_place.overlaps(b) for b in soft_blocked):
-            for run in usable(in_place):
-                chosen = in_place if run.covers(in_place) else None
-                break
-    if chosen is None:
-        for band in list(bands(settings.bounds)) + [settings.bounds]:
-            for run in usable(band):
-                if run.size >= request.count:
-                    chosen = PortRange(run.first, run.first + request.count - 1)
-                    break
-            if chosen is not None:
-                break
-    if chosen is None:
-        return None
-    new = Allocation(request.owner, request.proto, chosen.first, chosen.last, False, KIND_DYNAMIC, now)
-    return Plan(remove=replaced, add=(new,))
+# What callers import from here: the planners above and, so that every import
+# path of before the split keeps working, the rows' names and the indexed planner.
+__all__ = [
+    "KIND_DYNAMIC",
+    "KIND_STATIC",
+    "ORIGIN_AGENT",
+    "ORIGIN_LIBRARY",
+    "ORIGIN_PORT_ALLOCATE",
+    "ORIGIN_PORT_ALLOCATIONS",
+    "ORIGIN_UNKNOWN",
+    "Allocation",
+    "Plan",
+    "apply_plan",
+    "dynamic_blocked",
+    "first_fit",
+    "largest_run",
+    "owner_ranges",
+    "plan_allocation",
+    "plan_deallocation",
+    "plan_dynamic_indexed",
+]

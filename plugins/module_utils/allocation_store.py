@@ -31,7 +31,7 @@ import weakref
 from typing import Iterator, List, Optional, Sequence, Union
 from urllib.parse import quote
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation
+from ansible_collections.berth.ports.plugins.module_utils.allocation_rows import Allocation
 from ansible_collections.berth.ports.plugins.module_utils.errors import StoreError
 from ansible_collections.berth.ports.plugins.module_utils.store_files import (
     check_header,

@@ -10,18 +10,16 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (
+from ansible_collections.berth.ports.plugins.module_utils.allocation_rows import (
     ORIGIN_LIBRARY,
     Allocation,
     Plan,
     apply_plan,
     owner_ranges,
-    plan_allocation,
-    plan_deallocation,
-    plan_dynamic_indexed,
 )
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, utc_now
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortLimitExceeded, PortsError, StoreError
+from ansible_collections.berth.ports.plugins.module_utils.indexed_planning import plan_dynamic_indexed
 from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports
 from ansible_collections.berth.ports.plugins.module_utils.port_environment import port_environment
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, parse_port_list
@@ -143,6 +141,12 @@ def allocate(
                 lambda span: tx.rows_overlapping(request.proto, span),
             )
         if plan is None:
+            # Static ports, a request the free list cannot meet (this words
+            # its error), or a read of a file without a free list.
+            from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (  # pylint: disable=import-outside-toplevel
+                plan_allocation,
+            )
+
             rows = tx.rows(proto=request.proto)
             plan = plan_allocation(request, settings, rows, listening, now)
         plan = stamp_origin(plan, origin)
@@ -169,6 +173,11 @@ def deallocate(
     owner = validate_owner(owner)
     protos = PROTOCOLS if validate_proto(proto, allow_all=True) == "all" else (proto,)
     wanted = None if ports is None else parse_port_list(ports, what="ports")
+    # Only deallocation plans this way; port_allocate's tasks never load it.
+    from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import (  # pylint: disable=import-outside-toplevel
+        plan_deallocation,
+    )
+
     with on_behalf_of(owner, protos):
         # Nothing to free never needs the write lock, nor creates the database.
         with store.read() as tx:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation
+from ansible_collections.berth.ports.plugins.module_utils.allocation_rows import Allocation
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
 from ansible_collections.berth.ports.plugins.module_utils.request import PROTOCOLS
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Dict, Iterator, List, Optional
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import Allocation, Plan
+from ansible_collections.berth.ports.plugins.module_utils.allocation_rows import Allocation, Plan
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import MAX_PORT, MIN_PORT, PortRange, free_runs
 from ansible_collections.berth.ports.plugins.module_utils.store_schema import COLUMNS, COLUMNS_BEFORE_ORIGIN, Schema
@@ -61,7 +61,11 @@ class Transaction:
                 )
                 self._spans[row.proto] = row.last - row.first + 1
         for row in tuple(plan.remove) + tuple(plan.add):
-            if self._max_span(row.proto) is not None:
+            if self._max_span(row.proto) is None:
+                continue
+            # Nothing freed: the new row's ports usually lie in one free run,
+            # which then shrinks in place (two statements instead of five).
+            if plan.remove or not self._take_from_free_run(row.proto, row.first, row.last):
                 self._refresh_free_runs(row.proto, row.first, row.last)
 
     def _open_conn(self) -> sqlite3.Connection:
@@ -126,6 +130,35 @@ class Transaction:
                 sql, (proto, span.first - longest + 1, span.last, span.first)
             )
         ]
+
+    def _take_from_free_run(self, proto: str, first: int, last: int) -> bool:
+        """Take ports ``first``-``last`` out of the free run holding them all; False
+        (nothing written) when no one run does, as for a shared row over held ports.
+
+        The runs are maximal, so what is left of that run is still maximal: the
+        ports on either side of it were held before and still are.
+        """
+        conn = self._open_conn()
+        run = conn.execute(
+            "SELECT first_port, last_port FROM free_runs WHERE proto = ? AND first_port <= ? ORDER BY first_port DESC LIMIT 1",
+            (proto, first),
+        ).fetchone()
+        if run is None or run[1] < last:
+            return False
+        run_first, run_last = run
+        if run_first < first:
+            conn.execute(
+                "UPDATE free_runs SET last_port = ? WHERE proto = ? AND first_port = ?", (first - 1, proto, run_first)
+            )
+            if last < run_last:
+                conn.execute(
+                    "INSERT INTO free_runs (proto, first_port, last_port) VALUES (?, ?, ?)", (proto, last + 1, run_last)
+                )
+        elif last < run_last:
+            conn.execute("UPDATE free_runs SET first_port = ? WHERE proto = ? AND first_port = ?", (last + 1, proto, run_first))
+        else:
+            conn.execute("DELETE FROM free_runs WHERE proto = ? AND first_port = ?", (proto, run_first))
+        return True
 
     def _refresh_free_runs(self, proto: str, first: int, last: int) -> None:
         """Recompute the free list around ports ``first``-``last`` after rows changed there."""

@@ -192,7 +192,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.berth.ports.plugins.module_utils.allocation_policy import ORIGIN_PORT_ALLOCATE
+from ansible_collections.berth.ports.plugins.module_utils.allocation_rows import ORIGIN_PORT_ALLOCATE
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.module_options import allocation_options, policy_options

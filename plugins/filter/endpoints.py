@@ -13,7 +13,8 @@ description:
   - Turns what the fleet holds into B(endpoint groups), one per owner and protocol, each listing the hosts that
     hold ports for that owner with the address to reach them and the ports, as
     C({owner, proto, endpoints}) with C(endpoints) a list of C({host, address, port, ports}).
-  - Use it to write haproxy backends, Prometheus targets (see R(berth.ports.ports_prometheus_targets,ansible_collections.berth.ports.ports_prometheus_targets_role))
+  - Use it to write haproxy backends, Prometheus targets
+    (see R(berth.ports.ports_prometheus_targets,ansible_collections.berth.ports.ports_prometheus_targets_role))
     or a client's configuration from the ports berth.ports handed out, instead of copying them by hand.
   - B(From each host's results) (the default). The input is C(hostvars). For each host, the variable named by
     O(results) is read, the fact C(service_ports_results) that R(berth.ports.service_ports,ansible_collections.berth.ports.service_ports_role)

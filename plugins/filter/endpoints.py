@@ -157,7 +157,7 @@ from ansible_collections.berth.ports.plugins.plugin_utils.endpoints import (
     endpoints_from_registry,
     endpoints_from_results,
 )
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import DEFAULT_FLEET
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_file import DEFAULT_FLEET
 
 
 def endpoints(data, hosts=None, results=DEFAULT_RESULTS_VAR, address_var=DEFAULT_ADDRESS_VAR, registry=None, fleet=DEFAULT_FLEET):

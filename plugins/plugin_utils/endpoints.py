@@ -29,9 +29,9 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.rendered_values import as_port, survey_allocation
+from ansible_collections.berth.ports.plugins.plugin_utils.rendered_values import as_port, survey_allocation
 from ansible_collections.berth.ports.plugins.module_utils.request import validate_proto
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry import DEFAULT_FLEET, load_registry, validate_fleet
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_file import DEFAULT_FLEET, load_registry, validate_fleet
 
 DEFAULT_RESULTS_VAR = "service_ports_results"
 DEFAULT_ADDRESS_VAR = "ansible_host"

@@ -29,7 +29,7 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.module_utils.rendered_values import as_port
+from ansible_collections.berth.ports.plugins.plugin_utils.rendered_values import as_port
 
 DEFAULT_PREFIX = "berth-"
 BERTH_LABELS = ("berth_owner", "berth_proto", "berth_host")

@@ -6,11 +6,25 @@
    (the import path the code and the tests use) and write mutmut's setup.cfg
    there from tests/mutation/mutation.cfg.
 2. ``mutmut run`` in .build/mutation/work, from scratch (its mutants/ copy
-   and results are deleted first, so the score is never a cached one).
+   and results are deleted first), or, with ``--resume``, continuing the
+   last run: mutmut keeps every verdict whose function is unchanged, tests
+   what is left untested, and every mutant that survived is tested again (a
+   test may have been added for it since). A run continued is as good as one
+   run as long as tests were only added in between; the report lists each
+   leg (commit, mode, time). A change to the test selection makes mutmut
+   itself start over.
 3. Read mutmut's results and print, per file: mutants, message-text mutants
-   excluded, killed, survived, score; then every excluded mutant and every
-   survivor with its diff. The whole report is also written to
-   .build/mutation/report.txt and .build/mutation/summary.json.
+   excluded, killed, equivalent, survived, score; then every excluded or
+   equivalent mutant and every survivor with its diff. The whole report is
+   also written to .build/mutation/report.txt and .build/mutation/summary.json.
+
+A survivor is equivalent (cannot change what any caller observes) when
+tests/mutation/equivalent.txt lists it with the reason, or by one rule: the
+SQL text handed to ``execute()`` changed only in letter case, when that text
+holds no quoted literal and no named parameter (SQLite reads keywords and
+identifiers in any case). A killed mutant is never counted as equivalent,
+and an entry of equivalent.txt that matches no survivor is reported as
+stale.
 
 Message-text mutants are excluded by one rule, applied to each mutant's
 change (its function, original against mutated, as Python syntax trees).
@@ -29,7 +43,7 @@ counts: a raise removed, ``from exc`` dropped, the exception type changed,
 a formatting operand changed (``% (text,)`` -> ``% None`` can raise
 TypeError instead), a placeholder broken (``"%d"`` -> ``"%D"``).
 
-Exit status: 0 when the overall score reaches min_score, 1 below it, 2 when
+Exit status: 0 when every file reaches min_score, 1 when one is below it, 2 when
 mutmut could not run.
 """
 
@@ -47,6 +61,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, OrderedDict
+from typing import Dict, List, NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -59,6 +74,8 @@ PLUGINS = "plugins"
 # (plugin_utils/fleet_ports.py).
 DEFAULT_FOLDER = "module_utils"
 PLUGIN = "berth_mutation_plugin.py"
+EQUIVALENT = os.path.join(HERE, "equivalent.txt")
+HISTORY = os.path.join(ROOT, ".build", "mutation", "legs.json")
 
 ERROR_TYPES = {"PortsError", "StoreError"}
 
@@ -104,9 +121,11 @@ def read_config(path):
     return targets, skipped, parser.getfloat("run", "min_score", fallback=97.0)
 
 
-def prepare(targets):
-    """The collection copy, mutmut's config and the pytest plugin, under WORK."""
-    shutil.rmtree(os.path.join(WORK, "mutants"), ignore_errors=True)
+def prepare(targets, resume):
+    """The collection copy, mutmut's config and the pytest plugin, under WORK
+    (mutmut's mutants/ and its verdicts are dropped unless ``resume``)."""
+    if not resume:
+        shutil.rmtree(os.path.join(WORK, "mutants"), ignore_errors=True)
     subprocess.run([sys.executable, os.path.join(ROOT, "tests", "utils", "sync_collection.py"), ROOT, COLL],
                    check=True, stdout=subprocess.DEVNULL)
     shutil.copy2(os.path.join(HERE, PLUGIN), os.path.join(WORK, PLUGIN))
@@ -133,6 +152,56 @@ def prepare(targets):
             + "use_git_change_detection = false\n"
         )
     return tests
+
+
+def retry_survivors(targets):
+    """Mark every survivor of the kept results untested, so mutmut tests it
+    again (mutmut itself re-tests only mutants of changed functions)."""
+    retried = 0
+    for name in targets:
+        meta_path = os.path.join(WORK, "mutants", PREFIX, source_of(name) + ".meta")
+        if not os.path.exists(meta_path):
+            continue
+        with open(meta_path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+        codes = meta["exit_code_by_key"]
+        for key, code in codes.items():
+            if code is not None and STATUS.get(code, "suspicious") not in KILLED:
+                codes[key] = None
+                retried += 1
+        with open(meta_path, "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=4)
+    return retried
+
+
+def git_state():
+    """The commit under test, and whether the work tree differs from it."""
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, check=False).stdout.strip()
+    return git("rev-parse", "--short", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
+
+
+def record_leg(resume, seconds):
+    """Append this run to the list of legs that made the current results."""
+    legs = []
+    if resume and os.path.exists(HISTORY):
+        with open(HISTORY, encoding="utf-8") as handle:
+            legs = json.load(handle)
+    commit, dirty = git_state()
+    legs.append({"commit": commit, "dirty": dirty, "mode": "resumed" if resume else "from scratch",
+                 "date": time.strftime("%Y-%m-%d"), "seconds": seconds, "mutmut": mutmut_version()})
+    with open(HISTORY, "w", encoding="utf-8") as handle:
+        json.dump(legs, handle, indent=2)
+    return legs
+
+
+def mutmut_version():
+    try:
+        from importlib.metadata import version
+        return version("mutmut")
+    except Exception:  # noqa: BLE001 (any failure: the version is only reported)
+        return "unknown"
 
 
 def run_mutmut(jobs, log_path):
@@ -238,6 +307,94 @@ def message_only(original, mutant):
     return bool(diffs) and all(_text_only(*diff) for diff in diffs)
 
 
+# ------------------------------------------------------------ equivalents
+SQL_CALLS = {"execute", "executemany", "executescript"}
+_SQL_PARAMETER = re.compile(r"[:@$][A-Za-z_]")
+
+
+def _sql_case_only(chain, before, after):
+    """A string literal handed to execute() that only changed letter case, and
+    whose case cannot matter: no quoted literal, no named parameter in it."""
+    if not (isinstance(before, str) and isinstance(after, str) and before != after):
+        return False
+    if before.lower() != after.lower() or any(q in before for q in "'\"") or _SQL_PARAMETER.search(before):
+        return False
+    if len(chain) < 2 or not isinstance(chain[-1], ast.Constant) or not isinstance(chain[-2], ast.Call):
+        return False
+    call = chain[-2]
+    return (isinstance(call.func, ast.Attribute) and call.func.attr in SQL_CALLS
+            and bool(call.args) and call.args[0] is chain[-1])
+
+
+def sql_case_only(original, mutant):
+    if len(original.body) != len(mutant.body):
+        return False
+    diffs = list(_differences(original.args, mutant.args, [original]))
+    for a, b in zip(original.body, mutant.body):
+        diffs.extend(_differences(a, b, [original]))
+    return bool(diffs) and all(_sql_case_only(*diff) for diff in diffs)
+
+
+SQL_CASE_REASON = "SQL text changed only in letter case: SQLite reads keywords and identifiers in any case"
+
+
+class Equivalent(NamedTuple):
+    """One entry of equivalent.txt: a surviving mutant, by its change, and why
+    no caller can tell it from the original."""
+    section: str
+    function: str
+    change: List[str]
+    why: str
+    line: int
+
+
+def _normal(diff_line):
+    """A diff line as compared: its marker and its code without indentation."""
+    return diff_line[:1] + " " + diff_line[1:].strip()
+
+
+def read_equivalents(path):
+    """The entries of equivalent.txt (blocks separated by blank lines:
+    ``<section> <function>``, the change's ``-``/``+`` lines, ``why: ...``)."""
+    if not os.path.exists(path):
+        return []
+    entries = []
+    block = []  # type: List[tuple]
+
+    def close():
+        if not block:
+            return
+        number, head = block[0]
+        parts = head.split()
+        change = [_normal(text) for _, text in block[1:] if text[:1] in "+-"]
+        why = " ".join(text.split(":", 1)[1].strip() for _, text in block[1:] if text.startswith("why:"))
+        if len(parts) != 2 or not change or not why:
+            raise SystemExit("%s:%d: an entry is '<section> <function>', its -/+ lines, then 'why: ...'" % (path, number))
+        entries.append(Equivalent(parts[0], parts[1], change, why, number))
+        del block[:]
+
+    with open(path, encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, 1):
+            text = raw.rstrip("\n")
+            if text.startswith("#"):
+                continue
+            if not text.strip():
+                close()
+                continue
+            block.append((number, text.strip() if not block else text.lstrip()))
+    close()
+    return entries
+
+
+def qualified(func):
+    """mutmut's mangled function name as Python spells it: ``xǁTransactionǁapply__mutmut_3``
+    is ``Transaction.apply``, ``x_check_path__mutmut_9`` is ``check_path``."""
+    name = re.sub(r"__mutmut_(\d+|orig)$", "", func)
+    if name.startswith("x\u01c1"):
+        return ".".join(name[2:].split("\u01c1"))
+    return name[2:] if name.startswith("x_") else name
+
+
 # ---------------------------------------------------------------- results
 def functions(path):
     with open(path, encoding="utf-8") as handle:
@@ -257,7 +414,7 @@ def short_diff(lines, original, mutant):
             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 
-def collect(targets):
+def collect(targets, equivalents):
     results = OrderedDict()
     for name in targets:
         rel = "%s/%s" % (PREFIX, source_of(name))
@@ -272,15 +429,35 @@ def collect(targets):
         for key, code in codes.items():
             func = key.rsplit(".", 1)[1]
             mutant, original = funcs[func], funcs[re.sub(r"__mutmut_\d+$", "__mutmut_orig", func)]
-            rows.append({
+            row = {
                 "name": key,
                 "short": func,
+                "function": qualified(func),
                 "status": STATUS.get(code, "suspicious"),
                 "message_only": message_only(original, mutant),
                 "diff": short_diff(text, original, mutant),
-            })
+                "equivalent": None,
+            }
+            if not row["message_only"] and row["status"] not in KILLED:
+                row["equivalent"] = equivalence(name, row, original, mutant, equivalents)
+            rows.append(row)
         results[name] = rows
     return results
+
+
+def equivalence(section, row, original, mutant, equivalents):
+    """Why a survivor is equivalent (marking its entry used), or None."""
+    change = [_normal(line) for line in row["diff"]]
+    for entry in equivalents:
+        if entry.section == section and entry.function == row["function"] and entry.change == change:
+            used_entries.add(entry.line)
+            return entry.why
+    if sql_case_only(original, mutant):
+        return SQL_CASE_REASON
+    return None
+
+
+used_entries = set()  # lines of equivalent.txt that matched a survivor
 
 
 def summarise(results):
@@ -289,12 +466,13 @@ def summarise(results):
         if rows is None:
             table[name] = None
             continue
-        counted = [r for r in rows if not r["message_only"]]
+        counted = [r for r in rows if not r["message_only"] and not r["equivalent"]]
         killed = sum(1 for r in counted if r["status"] in KILLED)
         statuses = Counter(r["status"] for r in counted)
         table[name] = {
             "mutants": len(rows),
-            "excluded": len(rows) - len(counted),
+            "excluded": sum(1 for r in rows if r["message_only"]),
+            "equivalent": sum(1 for r in rows if r["equivalent"]),
             "counted": len(counted),
             "killed": killed,
             "survived": len(counted) - killed,
@@ -304,24 +482,30 @@ def summarise(results):
     return table
 
 
-def report(results, table, skipped, elapsed, min_score):
+COLUMNS = ("mutants", "excluded", "equivalent", "counted", "killed", "survived")
+
+
+def report(results, table, skipped, legs, min_score, equivalents):
     out = []
     total = Counter()
     width = max([22] + [len(name) for name in table])
-    out.append("%s %7s %9s %7s %7s %8s %7s" % ("file".ljust(width), "mutants", "excluded", "counted", "killed", "survived", "score"))
+    out.append("%s %7s %12s %10s %7s %7s %8s %7s" % (
+        "file".ljust(width), "mutants", "message-text", "equivalent", "counted", "killed", "survived", "score"))
     for name, row in table.items():
         if row is None:
             out.append("%s no results (see mutmut.log)" % name.ljust(width))
             continue
-        for key in ("mutants", "excluded", "counted", "killed", "survived"):
+        for key in COLUMNS:
             total[key] += row[key]
-        out.append("%s %7d %9d %7d %7d %8d %6.1f%%" % (
-            name.ljust(width), row["mutants"], row["excluded"], row["counted"], row["killed"], row["survived"], row["score"]))
+        out.append("%s %7d %12d %10d %7d %7d %8d %6.1f%%" % ((name.ljust(width),) + tuple(row[k] for k in COLUMNS) + (row["score"],)))
     score = 100.0 * total["killed"] / total["counted"] if total["counted"] else 0.0
-    out.append("%s %7d %9d %7d %7d %8d %6.1f%%" % (
-        "overall".ljust(width), total["mutants"], total["excluded"], total["counted"], total["killed"], total["survived"], score))
-    out.append("run time %dm%02ds; target %.0f%%: %s" % (
-        elapsed // 60, elapsed % 60, min_score, "met" if score >= min_score else "NOT met"))
+    out.append("%s %7d %12d %10d %7d %7d %8d %6.1f%%" % (("overall".ljust(width),) + tuple(total[k] for k in COLUMNS) + (score,)))
+    below = [name for name, row in table.items() if row is None or row["score"] < min_score]
+    out.append("target %.0f%% for every file: %s" % (min_score, "met" if not below else "NOT met (%s)" % ", ".join(below)))
+    for leg in legs:
+        out.append("leg: %s at %s%s, %s, %dm%02ds, mutmut %s" % (
+            leg["mode"], leg["commit"], " (+ uncommitted changes)" if leg["dirty"] else "", leg["date"],
+            leg["seconds"] // 60, leg["seconds"] % 60, leg["mutmut"]))
     for path in skipped:
         out.append("not mutated (not tracked by git yet): %s" % path)
 
@@ -334,17 +518,42 @@ def report(results, table, skipped, elapsed, min_score):
                 out.append("  %s %-45s %-8s %s" % (name.ljust(width), row["short"], row["status"], plus[1:].strip()[:100]))
 
     out.append("")
+    out.append("Equivalent (survivors no caller can tell from the original; tests/mutation/equivalent.txt or the SQL-case rule):")
+    for name, rows in results.items():
+        for row in rows or ():
+            if row["equivalent"]:
+                out.append("  %s  %s" % (row["name"], row["equivalent"]))
+                out.extend("      " + line for line in row["diff"])
+    stale = [entry for entry in equivalents if entry.line not in used_entries and entry.section in results]
+    for entry in stale:
+        out.append("  STALE entry (matches no survivor): equivalent.txt line %d, %s %s" % (entry.line, entry.section, entry.function))
+
+    out.append("")
     out.append("Surviving mutants (show one with: cd .build/mutation/work && mutmut show NAME):")
     survivors = 0
     for name, rows in results.items():
         for row in rows or ():
-            if not row["message_only"] and row["status"] not in KILLED:
+            if not row["message_only"] and not row["equivalent"] and row["status"] not in KILLED:
                 survivors += 1
                 out.append("  %s  [%s]" % (row["name"], row["status"]))
                 out.extend("      " + line for line in row["diff"])
     if not survivors:
         out.append("  none")
-    return "\n".join(out), score
+    return "\n".join(out), score, below
+
+
+def markdown(table, legs):
+    """The result as CONTRIBUTING.md's table."""
+    date = legs[-1]["date"] if legs else time.strftime("%Y-%m-%d")
+    version = legs[-1]["mutmut"] if legs else mutmut_version()
+    lines = ["| file | mutants | killed | equivalent | message-text | survived | score | date | mutmut |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for name, row in table.items():
+        if row is not None:
+            lines.append("| %s | %d | %d | %d | %d | %d | %.1f %% | %s | %s |" % (
+                name, row["mutants"], row["killed"], row["equivalent"], row["excluded"], row["survived"],
+                row["score"], date, version))
+    return "\n".join(lines)
 
 
 def select(targets, wanted):
@@ -367,6 +576,9 @@ def main():
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", os.cpu_count() or 2)))
     parser.add_argument("--config", default=os.path.join(HERE, "mutation.cfg"))
     parser.add_argument("--report-only", action="store_true", help="summarise the last run again, run nothing")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the last run: keep its verdicts, test what is untested and every survivor again")
+    parser.add_argument("--markdown", action="store_true", help="also print the result as CONTRIBUTING.md's table")
     parser.add_argument("files", nargs="*",
                         help="only these files of mutation.cfg (e.g. request.py, plugin_utils/fleet_ports.py or fleet_ports.py)")
     args = parser.parse_args()
@@ -380,29 +592,42 @@ def main():
         targets = OrderedDict((name, tests) for name, tests in targets.items() if name in chosen)
     start = time.time()
     log_path = os.path.join(ROOT, ".build", "mutation", "mutmut.log")
+    legs = []
+    if os.path.exists(HISTORY):
+        with open(HISTORY, encoding="utf-8") as handle:
+            legs = json.load(handle)
+    equivalents = read_equivalents(EQUIVALENT)
     if not args.report_only:
         os.makedirs(WORK, exist_ok=True)
-        tests = prepare(targets)
-        log("mutating %s with %d test files, %d workers (mutmut log: %s)" % (
-            ", ".join(targets), len(tests), args.jobs, os.path.relpath(log_path, ROOT)))
+        if args.resume and not os.path.isdir(os.path.join(WORK, "mutants")):
+            log("nothing to resume: no earlier run in %s" % os.path.relpath(WORK, ROOT))
+            return 2
+        tests = prepare(targets, args.resume)
+        retried = retry_survivors(targets) if args.resume else 0
+        log("mutating %s with %d test files, %d workers%s (mutmut log: %s)" % (
+            ", ".join(targets), len(tests), args.jobs,
+            ", resuming: %d survivors tested again" % retried if args.resume else "", os.path.relpath(log_path, ROOT)))
         code = run_mutmut(args.jobs, log_path)
         if code != 0:
             with open(log_path, encoding="utf-8", errors="replace") as handle:
                 tail = handle.read()[-3000:]
             log(tail)
-            log("mutmut run failed with exit code %d" % code)
+            log("mutmut run failed with exit code %d (resume it with --resume)" % code)
             return 2
-    elapsed = int(time.time() - start)
+        legs = record_leg(args.resume, int(time.time() - start))
 
-    results = collect(targets)
+    results = collect(targets, equivalents)
     table = summarise(results)
-    text, score = report(results, table, skipped, elapsed, min_score)
+    text, score, below = report(results, table, skipped, legs, min_score, equivalents)
     log(text)
+    if args.markdown:
+        log("")
+        log(markdown(table, legs))
     with open(os.path.join(ROOT, ".build", "mutation", "report.txt"), "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
     with open(os.path.join(ROOT, ".build", "mutation", "summary.json"), "w", encoding="utf-8") as handle:
-        json.dump({"files": table, "score": score, "seconds": elapsed, "min_score": min_score}, handle, indent=2)
-    return 0 if score >= min_score else 1
+        json.dump({"files": table, "score": score, "legs": legs, "min_score": min_score}, handle, indent=2)
+    return 0 if not below else 1
 
 
 if __name__ == "__main__":

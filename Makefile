@@ -241,8 +241,10 @@ bench: collection
 # ----------------------------------------------------------- mutation
 # Slow (see CONTRIBUTING.md), so not one of TEST_STEPS. mutmut comes from its
 # own requirements file, which CI never installs. MUTATION_JOBS=N workers,
-# MUTATION_FILES="request.py port_range.py" for some of the files only.
+# MUTATION_FILES="request.py port_range.py" for some of the files only,
+# MUTATION_RESUME=1 to continue the last run instead of starting over.
 MUTATION_FILES ?=
+MUTATION_RESUME ?=
 MUTATION_REQ   := $(ROOT)/tests/mutation/requirements.txt
 MUTATION_STAMP := $(VENV)/.installed-mutation
 
@@ -252,7 +254,7 @@ $(MUTATION_STAMP): $(MUTATION_REQ) $(STAMP)
 
 mutation: venv $(MUTATION_STAMP)
 	$(call header,mutation: mutmut over tests/mutation/mutation.cfg)
-	cd $(ROOT) && $(RUN) python tests/mutation/run.py $(MUTATION_FILES)
+	cd $(ROOT) && $(RUN) python tests/mutation/run.py $(if $(MUTATION_RESUME),--resume) $(MUTATION_FILES)
 
 # -------------------------------------------------------------- clean
 clean:

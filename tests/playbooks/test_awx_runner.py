@@ -37,6 +37,8 @@ import yaml
 
 from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, load_rows
 
+from playbook_support import stand_in_systemctl
+
 try:
     import ansible_builder  # noqa: F401  pylint: disable=unused-import
     import ansible_runner  # noqa: F401  pylint: disable=unused-import
@@ -135,10 +137,7 @@ class Job:
         self.registry = project / "berth-ports-registry.yml"  # the project's git holds it
         if registry_text is not None:
             self.registry.write_text(registry_text)
-        bindir = self.root / "bin"
-        bindir.mkdir()
-        (bindir / "systemctl").write_text("#!/bin/sh\nexit 0\n")  # daemon-reload only: no restarts
-        (bindir / "systemctl").chmod(0o755)
+        bindir = stand_in_systemctl(str(self.root))
         hostvars = {name: {"service_ports_db_path": str(self.db(name)),
                            "service_ports_unit_dir": str(self.root / name / "system")} for name in hosts}
         data = {"fleet": {"hosts": list(hosts), "vars": {
@@ -163,7 +162,7 @@ class Job:
         (env / "extravars").write_text(yaml.safe_dump(extra))
         (env / "envvars").write_text(yaml.safe_dump({
             "ANSIBLE_COLLECTIONS_PATH": os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS)),
-            "PATH": os.pathsep.join([str(bindir), str(BIN), os.environ.get("PATH", os.defpath)]),
+            "PATH": os.pathsep.join([bindir, str(BIN), os.environ.get("PATH", os.defpath)]),
             "ANSIBLE_NOCOLOR": "1",
         }))
         self.proc = None

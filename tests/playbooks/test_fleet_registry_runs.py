@@ -21,6 +21,8 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_store impor
 from ansible_collections.berth.ports.plugins.module_utils.allocator import allocate
 from ansible_collections.berth.ports.plugins.module_utils.request import build_allocation_request, build_settings
 
+from playbook_support import playbook_env
+
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="needs ansible-playbook on PATH")
 
 SETTINGS = build_settings("25000-25999", [], False)
@@ -62,13 +64,7 @@ class Fleet:
         # The default registry: beside the playbook, which start() writes into root.
         self.registry = os.path.join(self.root, "berth-ports-registry.yml")
         os.makedirs(os.path.join(self.root, "inventory"))
-        bindir = os.path.join(self.root, "bin")
-        os.makedirs(bindir)
-        with open(os.path.join(bindir, "systemctl"), "w") as handle:
-            handle.write("#!/bin/sh\nexit 0\n")  # daemon-reload only: service_ports_restart is off
-        os.chmod(os.path.join(bindir, "systemctl"), 0o755)
-        self.env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"], ANSIBLE_NOCOLOR="1",
-                        ANSIBLE_RETRY_FILES_ENABLED="0")
+        self.env = playbook_env(self.root)
         hosts = {}
         for name in self.names:
             hosts[name] = {"service_ports_db_path": self.db(name),

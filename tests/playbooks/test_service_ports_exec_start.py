@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from playbook_support import playbook_env
+
 pytestmark = pytest.mark.skipif(shutil.which("ansible-playbook") is None, reason="needs ansible-playbook on PATH")
 
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter --web.listen-address=:${TCP_PORT}"
@@ -35,13 +37,7 @@ class Host:
 
     def __init__(self, root):
         self.root = str(root)
-        bindir = os.path.join(self.root, "bin")
-        os.makedirs(bindir)
-        with open(os.path.join(bindir, "systemctl"), "w") as handle:
-            handle.write("#!/bin/sh\nexit 0\n")  # daemon-reload only: service_ports_restart is off
-        os.chmod(os.path.join(bindir, "systemctl"), 0o755)
-        self.env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"], ANSIBLE_NOCOLOR="1",
-                        ANSIBLE_RETRY_FILES_ENABLED="0")
+        self.env = playbook_env(self.root)
         self.unit_dir = os.path.join(self.root, "system")
         self.inventory = os.path.join(self.root, "hosts.json")
         with open(self.inventory, "w") as handle:

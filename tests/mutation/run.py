@@ -30,11 +30,13 @@ Message-text mutants are excluded by one rule, applied to each mutant's
 change (its function, original against mutated, as Python syntax trees).
 A mutant is excluded when every difference lies in the message argument of
 a ``PortsError(...)`` or ``StoreError(...)`` call that a ``raise`` or
-``return`` statement hands back (a string literal, an f-string, or a string
-literal formatted with ``%``, ``+`` or ``.format()``), and is either
+``return`` statement hands back (a string literal, an f-string, a string
+literal formatted with ``%``, ``+`` or ``.format()``, or a choice between two
+such messages, ``"a" if x else "b"``), and is either
 
-* a string literal of that message changed into another string with the
-  same ``%``/``{}`` placeholders (``"owner %r..."`` -> ``"XXowner %r...XX"``),
+* a literal of that message's text (not of its operands, not of the choice's
+  condition) changed into another string with the same ``%``/``{}``
+  placeholders (``"owner %r..."`` -> ``"XXowner %r...XX"``),
 * or the whole message replaced by None or another string.
 
 Such a mutant only changes what an operator reads; the exception type,
@@ -182,13 +184,14 @@ def git_state():
     return git("rev-parse", "--short", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
-def record_leg(resume, seconds):
-    """Append this run to the list of legs that made the current results."""
+def record_leg(resume, seconds, state):
+    """Append this run (``state``: git_state() when it started) to the list of
+    legs that made the current results."""
     legs = []
     if resume and os.path.exists(HISTORY):
         with open(HISTORY, encoding="utf-8") as handle:
             legs = json.load(handle)
-    commit, dirty = git_state()
+    commit, dirty = state
     legs.append({"commit": commit, "dirty": dirty, "mode": "resumed" if resume else "from scratch",
                  "date": time.strftime("%Y-%m-%d"), "seconds": seconds, "mutmut": mutmut_version()})
     with open(HISTORY, "w", encoding="utf-8") as handle:
@@ -216,17 +219,32 @@ def run_mutmut(jobs, log_path):
 
 
 # ------------------------------------------------------- message-text rule
-def _is_message(node):
-    """A string literal, an f-string, or a string literal being formatted."""
+def _message_literals(node):
+    """The string literals whose text is the message ``node`` builds: a string
+    literal, the literal parts of an f-string, the literal being formatted (with
+    ``%``, ``+`` or ``.format()``), or either message of a choice between two
+    (``"a" if x else "b"``). Empty when ``node`` is not such a message. The
+    operands being formatted are not message text: changing a key read there can
+    raise instead."""
     if isinstance(node, ast.Constant):
-        return isinstance(node.value, str)
+        return [node] if isinstance(node.value, str) else []
     if isinstance(node, ast.JoinedStr):
-        return True
+        return [part for part in node.values if isinstance(part, ast.Constant)] or [node]
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
-        return _is_message(node.left)
+        left = _message_literals(node.left)
+        if left and isinstance(node.op, ast.Add):
+            return left + _message_literals(node.right)
+        return left
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
-        return _is_message(node.func.value)
-    return False
+        return _message_literals(node.func.value)
+    if isinstance(node, ast.IfExp):
+        body, orelse = _message_literals(node.body), _message_literals(node.orelse)
+        return body + orelse if body and orelse else []
+    return []
+
+
+def _is_message(node):
+    return bool(_message_literals(node))
 
 
 _PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z%]|\{[^{}]*\}")
@@ -289,6 +307,8 @@ def _text_only(chain, before, after):
     if argument is None:
         return False
     if isinstance(before, str) and isinstance(after, str) and isinstance(chain[-1], ast.Constant):
+        if not any(chain[-1] is literal for literal in _message_literals(argument)):
+            return False  # a string among the operands or the choice's condition: not text
         return _same_placeholders(before, after)  # a literal of the message reworded
     if chain[-1] is argument and isinstance(argument, ast.Constant):
         return after is None  # a literal message replaced by None
@@ -602,6 +622,7 @@ def main():
         if args.resume and not os.path.isdir(os.path.join(WORK, "mutants")):
             log("nothing to resume: no earlier run in %s" % os.path.relpath(WORK, ROOT))
             return 2
+        state = git_state()  # what is copied and mutated, whatever is committed meanwhile
         tests = prepare(targets, args.resume)
         retried = retry_survivors(targets) if args.resume else 0
         log("mutating %s with %d test files, %d workers%s (mutmut log: %s)" % (
@@ -614,7 +635,7 @@ def main():
             log(tail)
             log("mutmut run failed with exit code %d (resume it with --resume)" % code)
             return 2
-        legs = record_leg(args.resume, int(time.time() - start))
+        legs = record_leg(args.resume, int(time.time() - start), state)
 
     results = collect(targets, equivalents)
     table = summarise(results)

@@ -234,3 +234,29 @@ def test_bad_flag_is_named(flag):
 def test_bad_skip_listening_is_named():
     with pytest.raises(PortsError, match=r"^skip_listening 'yes' is not a boolean$"):
         build_settings(skip_listening="yes")
+
+
+# _plan_static: `own |= <shared holders' ports>` -> `own = ...`. A grantee
+# (shared does not skip the listener check) turning its own exclusive port
+# into a shared one: its own service listens there, and is no stranger's.
+def test_owner_making_its_listened_port_shared_is_not_refused_for_its_own_listener():
+    settings = build_settings()._replace(shared_skips_listening=False)
+    mine = _row("web", 25100, 25100, kind="static")
+    other_shared = _row("peer", 25200, 25200, kind="static", shared=True)
+    request = build_allocation_request("web", port=25100, count=2, shared=True)
+    plan = plan_allocation(request, settings, [mine, other_shared], {25100}, CREATED)
+    assert [(row.owner, row.first, row.last, row.shared) for row in plan.add] == [("web", 25100, 25101, True)]
+    assert plan.remove == (mine,)
+    # a listener nobody holds is still refused
+    with pytest.raises(PortsError, match=r"listens on 25101 that holds no allocation"):
+        plan_allocation(request, settings, [mine, other_shared], {25100, 25101}, CREATED)
+
+
+# _plan_static: `", ".join(...)` -> `"XX, XX".join(...)`: a static request
+# across several reserved ranges names each of them, in order.
+def test_static_request_over_several_reserved_ranges_names_them_all():
+    settings = build_settings(reserved=["25100-25101", "25104"])._replace(static_reserved=False)
+    request = build_allocation_request("web", port=25099, count=8)
+    with pytest.raises(PortsError, match=r"^web/tcp ports 25099-25106: reserved on this host "
+                                         r"\(25100-25101, 25104-25104\); not for this caller$"):
+        plan_allocation(request, settings, [], set(), CREATED)

@@ -58,3 +58,13 @@ def test_every_task_error_fails_with_one_line(exc, writes, msg):
 def test_anything_else_is_a_bug_and_not_hidden():
     with pytest.raises(KeyError):
         run_module(FakeModule(), _raise(KeyError("x")), "/db")
+
+
+def test_a_task_that_does_not_say_is_taken_to_write():
+    # The safe default: a caller that forgets `writes` still tells the
+    # operator that nothing was written, never less.
+    exc = sqlite3.OperationalError("disk I/O error")
+    module = FakeModule()
+    run_module(module, _raise(exc), "/db")
+    assert module.ended == ("fail", "db_path /db: disk I/O error; nothing changed")
+    assert failure_message(exc, "/db") == "db_path /db: disk I/O error; nothing changed"

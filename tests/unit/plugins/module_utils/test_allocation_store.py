@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -415,3 +416,39 @@ def test_a_schema_3_file_reads_with_unknown_origin_and_is_upgraded_in_place(host
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
     assert sorted((r.owner, r.origin) for r in host.rows()) == [("rgw", "unknown"), ("web", "library")]
+
+
+# -- mutation gaps of store_transaction ------------------------------------------
+
+def test_rows_read_back_with_every_field_as_written(make_host):
+    # Transaction.rows: rows__mutmut_31/32/33/45 (shared, kind, created).
+    host = make_host(port_range="25000-25015")
+    host.allocate("web", 2)
+    host.allocate("db", 1, port=25010, shared=True)
+    web, db = host.rows()
+    assert (web.owner, web.first, web.last, web.shared, web.kind) == ("web", 25000, 25001, False, "dynamic")
+    assert (db.owner, db.first, db.last, db.shared, db.kind) == ("db", 25010, 25010, True, "static")
+    assert web.shared is False and db.shared is True
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", web.created)
+
+
+def test_check_mode_on_a_protocol_without_a_free_list_writes_nothing(host, tmp_path):
+    # Reads never write, not even the free list a write would build first:
+    # __init____mutmut_1/4 (a read made writable), prepare_free_list__mutmut_4.
+    host.allocate("web", 1)  # builds the tcp free list only
+    before = digest(tmp_path / "ports.db")
+    assert host.allocate("dns", 1, proto="udp", check_mode=True).after.ranges[0].first == 25031
+    assert digest(tmp_path / "ports.db") == before
+    with host.store.read() as tx:
+        assert not tx.prepare_free_list("udp")
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_check_mode_plans_on_a_file_from_before_the_free_list(host, tmp_path, version):
+    # A read of a schema 1 or 2 file plans from the rows: __init____mutmut_7,
+    # prepare_free_list__mutmut_7.
+    path = tmp_path / "ports.db"
+    _make_version(path, version)
+    before = digest(path)
+    assert [str(r) for r in host.allocate("web", 2, check_mode=True).after.ranges] == ["25031-25032"]
+    assert digest(path) == before

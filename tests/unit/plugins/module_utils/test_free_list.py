@@ -25,7 +25,8 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_policy impo
     plan_allocation,
     plan_dynamic_indexed,
 )
-from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore
+from ansible_collections.berth.ports.plugins.module_utils.allocation_store import AllocationStore, Transaction
+from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils import listening_ports as listening_ports_mod
 from ansible_collections.berth.ports.plugins.module_utils.listening_ports import listening_ports, proc_listening_ports
@@ -163,3 +164,159 @@ def test_sock_diag_sees_what_proc_net_shows():
     finally:
         for sock in sockets:
             sock.close()
+
+
+# -- the free list step by step (mutation gaps of store_transaction) ------------
+# The property test above covers these paths only on some of its runs; the
+# cases below pin each one down.
+
+def _row(owner, first, last, shared=False, proto="tcp"):
+    return Allocation(owner, proto, first, last, shared, "dynamic", "2026-01-01T00:00:00Z")
+
+
+def _runs_and_span(tx, proto="tcp"):
+    """``proto``'s free list and its recorded span bound, as this transaction sees them."""
+    conn = tx._conn  # pylint: disable=protected-access
+    runs = [PortRange(f, l) for f, l in conn.execute(
+        "SELECT first_port, last_port FROM free_runs WHERE proto = ? ORDER BY first_port", (proto,))]
+    span = conn.execute("SELECT max_span FROM free_runs_state WHERE proto = ?", (proto,)).fetchone()
+    return runs, None if span is None else span[0]
+
+
+def _assert_complement(tx, proto="tcp"):
+    held = [row.range for row in tx.rows(proto=proto)]
+    assert _runs_and_span(tx, proto)[0] == free_runs(PortRange(MIN_PORT, MAX_PORT), held)
+
+
+def _owned(tx, owner):
+    return tuple(row for row in tx.rows() if row.owner == owner)
+
+
+@pytest.mark.parametrize("one_transaction", [False, True], ids=["a-transaction-each", "one-transaction"])
+def test_a_longer_row_raises_the_span_bound_so_shared_neighbours_stay_held(tmp_path, one_transaction):
+    # max_span must grow to the longest row (apply__mutmut_27/39/40/42/43/44,
+    # prepare_free_list__mutmut_36): else freeing a shared row inside a longer
+    # one marks the longer row's ports free.
+    store = AllocationStore(str(tmp_path / "ports.db"))
+    steps = [
+        (lambda tx: tx.prepare_free_list("tcp"), []),
+        (lambda tx: tx.apply(Plan(add=(_row("d", 102, 102, shared=True),))), [PortRange(102, 102)]),
+        # Over a held port: no one free run holds it, so the free list is recomputed.
+        (lambda tx: tx.apply(Plan(add=(_row("a", 100, 102, shared=True),))), [PortRange(100, 102)]),
+        (lambda tx: tx.apply(Plan(remove=_owned(tx, "d"))), [PortRange(100, 102)]),
+        # Two rows in one plan, each longer than any before.
+        (lambda tx: tx.apply(Plan(add=(_row("b", 200, 203), _row("c", 300, 304)))),
+         [PortRange(100, 102), PortRange(200, 203), PortRange(300, 304)]),
+    ]
+    spans = [1, 1, 3, 3, 5]
+    if one_transaction:
+        with store.write() as tx:
+            for (step, held), span in zip(steps, spans):
+                step(tx)
+                assert _runs_and_span(tx) == (free_runs(PortRange(MIN_PORT, MAX_PORT), held), span)
+    else:
+        for (step, held), span in zip(steps, spans):
+            with store.write() as tx:
+                step(tx)
+            with store.read() as tx:
+                assert _runs_and_span(tx) == (free_runs(PortRange(MIN_PORT, MAX_PORT), held), span)
+
+
+def test_free_list_built_from_rows_skips_other_protocols_and_bounds_the_longest(tmp_path):
+    # prepare_free_list__mutmut_9/33/34/35: built from this proto's rows only,
+    # with the longest of them as the span bound.
+    store = AllocationStore(str(tmp_path / "ports.db"))
+    with store.write() as tx:  # rows written before any free list is built
+        tx.apply(Plan(add=(_row("a", 100, 102), _row("b", 110, 110), _row("u", 120, 129, proto="udp"))))
+    with store.write() as tx:
+        assert tx.prepare_free_list("tcp")
+        assert _runs_and_span(tx) == ([PortRange(1, 99), PortRange(103, 109), PortRange(111, 65535)], 3)
+        assert _runs_and_span(tx, "udp") == ([], None)
+
+
+def test_a_row_inside_one_free_run_shrinks_it_in_place(tmp_path):
+    # _take_from_free_run__mutmut_2/11/13/36/46-50/53: each way a run is cut,
+    # and a refusal that writes nothing.
+    store = AllocationStore(str(tmp_path / "ports.db"))
+    with store.write() as tx:
+        tx.prepare_free_list("tcp")
+        take = tx._take_from_free_run  # pylint: disable=protected-access
+        assert take("tcp", 100, 102)  # the middle: split in two
+        assert _runs_and_span(tx)[0] == [PortRange(1, 99), PortRange(103, 65535)]
+        assert take("tcp", 103, 105)  # its start
+        assert take("tcp", 50, 99)  # its end
+        assert _runs_and_span(tx)[0] == [PortRange(1, 49), PortRange(106, 65535)]
+        assert not take("tcp", 40, 60)  # past the end of the run holding 40
+        assert not take("tcp", 100, 101)  # no run holds 100
+        assert _runs_and_span(tx)[0] == [PortRange(1, 49), PortRange(106, 65535)]
+        assert take("tcp", 1, 49)  # a whole run
+        assert _runs_and_span(tx)[0] == [PortRange(106, 65535)]
+
+
+def test_adding_a_row_to_a_free_run_does_not_recompute_the_free_list(tmp_path, monkeypatch):
+    # apply__mutmut_53/54: the fast path (the run shrinks in place) is taken.
+    store = AllocationStore(str(tmp_path / "ports.db"))
+    with store.write() as tx:
+        tx.prepare_free_list("tcp")
+    recomputed = []
+    real = Transaction._refresh_free_runs  # pylint: disable=protected-access
+
+    def refresh(self, proto, first, last):
+        recomputed.append((proto, first, last))
+        real(self, proto, first, last)
+
+    monkeypatch.setattr(Transaction, "_refresh_free_runs", refresh)
+    with store.write() as tx:
+        tx.apply(Plan(add=(_row("a", 100, 102),)))
+        _assert_complement(tx)
+    assert recomputed == []
+
+
+def test_ports_at_the_bottom_of_the_port_space_are_handed_out_and_freed(make_host):
+    # free_runs_from__mutmut_19 (no run starts at or below port 1) and
+    # _refresh_free_runs__mutmut_10 (no run starts below the freed port 1).
+    host = make_host(port_range="1-16")  # no static band: dynamic requests search from 1
+    host.allocate("a", port=1)
+    host.allocate("b", 1)
+    assert host.ranges("b") == ["2-2"]
+    deallocate(host.store, "a")
+    with host.store.read() as tx:
+        _assert_complement(tx)
+    host.allocate("c", 1)
+    assert host.ranges("c") == ["1-1"]
+
+
+def test_first_fit_takes_a_one_port_run_at_the_start_of_the_range(make_host):
+    # free_runs_from__mutmut_21: the run that ends on the port asked from counts.
+    host = make_host(port_range="25000-25015")
+    host.allocate("x", port=25001)
+    host.allocate("b", 1)
+    assert host.ranges("b") == ["25000-25000"]
+
+
+def test_freeing_rows_of_both_protocols_frees_the_tcp_ports(make_host):
+    # apply__mutmut_50: a udp row without a free list (static rows never build
+    # one) is removed first; the tcp rows after it are still freed.
+    host = make_host(port_range="25000-25015")
+    host.allocate("a", proto="udp", port=25010)
+    host.allocate("a", 2)
+    assert host.ranges("a") == ["25000-25001"]
+    deallocate(host.store, "a", "all")
+    host.allocate("b", 1)
+    assert host.ranges("b") == ["25000-25000"]
+
+
+def test_rows_overlapping_gives_whole_rows_and_needs_a_built_free_list(make_host):
+    # rows_overlapping__mutmut_6/8/14/15/18/19/20/22/31/32.
+    host = make_host(port_range="25000-25015")
+    host.allocate("web", 3)
+    host.allocate("db", 2, port=25004, shared=True)
+    host.allocate("cache", 1, port=25005, shared=True)
+    with host.store.write() as tx:
+        with pytest.raises(PortsError, match="^internal error: the udp free list is not built$"):
+            tx.rows_overlapping("udp", PortRange(25000, 25002))
+        assert tx.prepare_free_list("tcp")
+        every = tx.rows(proto="tcp")
+        assert [row.owner for row in every] == ["web", "db", "cache"]
+        assert tx.rows_overlapping("tcp", PortRange(25002, 25004)) == every[:2]
+        assert tx.rows_overlapping("tcp", PortRange(25005, 25010)) == every[1:]

@@ -387,10 +387,10 @@ def test_a_store_reuses_its_connection_while_the_file_is_as_it_left_it(tmp_path,
     _write(store)
     load_rows(store)
     load_rows(store)
-    _free(store)
-    load_rows(store)
+    allocate(store, build_allocation_request("db", "tcp", 1, settings=SETTINGS), SETTINGS)
+    assert [row.owner for row in load_rows(store)] == ["web", "db"]
     assert len(connects) == 1
-    with contextlib.closing(real_connect(path)) as plain, plain:  # a writer that is not berth
+    with contextlib.closing(real_connect(path, isolation_level=None)) as plain:  # a writer that is not berth
         plain.execute("DELETE FROM allocations")
     assert load_rows(store) == []  # read afresh, on a new connection (an empty page cache)
     assert len(connects) == 2

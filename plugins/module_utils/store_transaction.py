@@ -41,7 +41,9 @@ class Transaction:
         ]
 
     def apply(self, plan: Plan) -> None:
-        if self._conn is None:
+        # Only a write() transaction holds the writers' lock; a read() one that
+        # wrote would race other writers (one port handed out twice).
+        if not self._writable:
             raise PortsError("internal error: cannot write through a read-only transaction")
         if plan.remove:
             self._conn.executemany("DELETE FROM allocations WHERE id = ?", [(row.id,) for row in plan.remove])

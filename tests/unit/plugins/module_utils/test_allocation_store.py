@@ -19,6 +19,7 @@ from ansible_collections.berth.ports.plugins.module_utils.allocation_store impor
     AllocationStore,
     load_rows,
 )
+from ansible_collections.berth.ports.plugins.module_utils.allocation_rows import Allocation, Plan
 from ansible_collections.berth.ports.plugins.module_utils.allocator import deallocate
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.tests.unit.plugins.module_utils.berth_host import Host, digest
@@ -452,3 +453,18 @@ def test_check_mode_plans_on_a_file_from_before_the_free_list(host, tmp_path, ve
     before = digest(path)
     assert [str(r) for r in host.allocate("web", 2, check_mode=True).after.ranges] == ["25031-25032"]
     assert digest(path) == before
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["read", "readonly-read"])
+def test_a_read_transaction_refuses_to_write(make_host, readonly):
+    """Only write() holds the writers' lock: a plan applied inside read() would
+    race another writer for the same ports, so it is refused and nothing changes."""
+    host = make_host()
+    host.allocate("web", 2)
+    before = digest(host.store.path)
+    row = Allocation("intruder", "tcp", 25500, 25500, False, "static", "2026-01-01T00:00:00Z")
+    with pytest.raises(PortsError, match=r"^internal error: cannot write through a read-only transaction$"):
+        with host.store.read(readonly=readonly) as tx:
+            tx.apply(Plan(add=(row,)))
+    assert digest(host.store.path) == before
+    assert [r.owner for r in load_rows(host.store)] == ["web"]

@@ -156,9 +156,10 @@ def prepare(targets, resume):
     return tests
 
 
-def retry_survivors(targets):
+def retry_survivors(targets, equivalent):
     """Mark every survivor of the kept results untested, so mutmut tests it
-    again (mutmut itself re-tests only mutants of changed functions)."""
+    again (mutmut itself re-tests only mutants of changed functions); not the
+    ones in ``equivalent``, which no test can kill."""
     retried = 0
     for name in targets:
         meta_path = os.path.join(WORK, "mutants", PREFIX, source_of(name) + ".meta")
@@ -168,7 +169,7 @@ def retry_survivors(targets):
             meta = json.load(handle)
         codes = meta["exit_code_by_key"]
         for key, code in codes.items():
-            if code is not None and STATUS.get(code, "suspicious") not in KILLED:
+            if code is not None and STATUS.get(code, "suspicious") not in KILLED and key not in equivalent:
                 codes[key] = None
                 retried += 1
         with open(meta_path, "w", encoding="utf-8") as handle:
@@ -435,6 +436,7 @@ def short_diff(lines, original, mutant):
 
 
 def collect(targets, equivalents):
+    used_entries.clear()
     results = OrderedDict()
     for name in targets:
         rel = "%s/%s" % (PREFIX, source_of(name))
@@ -619,12 +621,16 @@ def main():
     equivalents = read_equivalents(EQUIVALENT)
     if not args.report_only:
         os.makedirs(WORK, exist_ok=True)
+        equivalent = set()
         if args.resume and not os.path.isdir(os.path.join(WORK, "mutants")):
             log("nothing to resume: no earlier run in %s" % os.path.relpath(WORK, ROOT))
             return 2
         state = git_state()  # what is copied and mutated, whatever is committed meanwhile
+        if args.resume:
+            known = collect(targets, equivalents)
+            equivalent = set(row["name"] for rows in known.values() for row in rows or () if row["equivalent"])
         tests = prepare(targets, args.resume)
-        retried = retry_survivors(targets) if args.resume else 0
+        retried = retry_survivors(targets, equivalent) if args.resume else 0
         log("mutating %s with %d test files, %d workers%s (mutmut log: %s)" % (
             ", ".join(targets), len(tests), args.jobs,
             ", resuming: %d survivors tested again" % retried if args.resume else "", os.path.relpath(log_path, ROOT)))

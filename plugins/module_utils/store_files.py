@@ -85,7 +85,8 @@ def open_regular(path: str, follow: bool = False) -> int:
     Checked before opening, so that a FIFO or a device is never opened.
     Writers never follow a symlink; readers do, as SQLite does.
     """
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (0 if follow else _NOFOLLOW)
+    # No O_CLOEXEC: os.open makes every descriptor non-inheritable (PEP 446).
+    flags = os.O_RDONLY | (0 if follow else _NOFOLLOW)
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             raise StoreError("db_path %s is not a regular file; refusing to use it" % path)

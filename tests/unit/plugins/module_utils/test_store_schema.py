@@ -338,3 +338,17 @@ def test_a_migration_rolled_back_is_not_remembered_as_done(tmp_path):
         assert conn.execute("SELECT count(*) FROM pragma_table_info('allocations') WHERE name = 'origin'").fetchone()[0]
     finally:
         held.close()
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_the_database_descriptor_is_not_inherited_by_child_processes(tmp_path, follow):
+    # A module's or the agent's children (a probe, a hook) must not keep the
+    # file, or its POSIX locks' fate, after the store lets it go.
+    path = str(tmp_path / "ports.db")
+    with open(path, "wb"):
+        pass
+    fd = open_regular(path, follow=follow)
+    try:
+        assert not os.get_inheritable(fd)
+    finally:
+        os.close(fd)

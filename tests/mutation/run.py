@@ -185,7 +185,7 @@ def git_state():
     return git("rev-parse", "--short", "HEAD"), bool(git("status", "--porcelain", "--untracked-files=no"))
 
 
-def record_leg(resume, seconds, state):
+def record_leg(resume, seconds, state, stopped=None):
     """Append this run (``state``: git_state() when it started) to the list of
     legs that made the current results."""
     legs = []
@@ -193,7 +193,10 @@ def record_leg(resume, seconds, state):
         with open(HISTORY, encoding="utf-8") as handle:
             legs = json.load(handle)
     commit, dirty = state
-    legs.append({"commit": commit, "dirty": dirty, "mode": "resumed" if resume else "from scratch",
+    mode = "resumed" if resume else "from scratch"
+    if stopped is not None:
+        mode += " (stopped: mutmut exit %d; resume it)" % stopped
+    legs.append({"commit": commit, "dirty": dirty, "mode": mode,
                  "date": time.strftime("%Y-%m-%d"), "seconds": seconds, "mutmut": mutmut_version()})
     with open(HISTORY, "w", encoding="utf-8") as handle:
         json.dump(legs, handle, indent=2)
@@ -636,6 +639,7 @@ def main():
             ", resuming: %d survivors tested again" % retried if args.resume else "", os.path.relpath(log_path, ROOT)))
         code = run_mutmut(args.jobs, log_path)
         if code != 0:
+            record_leg(args.resume, int(time.time() - start), state, stopped=code)
             with open(log_path, encoding="utf-8", errors="replace") as handle:
                 tail = handle.read()[-3000:]
             log(tail)

@@ -63,7 +63,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, OrderedDict
-from typing import Dict, List, NamedTuple
+from typing import List, NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -390,8 +390,8 @@ def read_equivalents(path):
             return
         number, head = block[0]
         parts = head.split()
-        change = [_normal(text) for _, text in block[1:] if text[:1] in "+-"]
-        why = " ".join(text.split(":", 1)[1].strip() for _, text in block[1:] if text.startswith("why:"))
+        change = [_normal(text) for _number, text in block[1:] if text[:1] in "+-"]
+        why = " ".join(text.split(":", 1)[1].strip() for _number, text in block[1:] if text.startswith("why:"))
         if len(parts) != 2 or not change or not why:
             raise SystemExit("%s:%d: an entry is '<section> <function>', its -/+ lines, then 'why: ...'" % (path, number))
         entries.append(Equivalent(parts[0], parts[1], change, why, number))

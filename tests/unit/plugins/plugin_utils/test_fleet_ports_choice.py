@@ -16,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_ports import choose_fleet_ports
-from ansible_collections.berth.ports.plugins.module_utils.port_range import static_band_size
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_hosts import read_fleet
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_ports import choose_fleet_ports, settle_fleet_ports
+from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange, static_band_size
+from ansible_collections.berth.ports.plugins.module_utils.request import build_settings
 
 
 def row(owner, first, last=None, proto="tcp", shared=False):
@@ -608,3 +610,154 @@ def test_shuffling_helper_really_shuffles():
     hosts = {"h%d" % i: host([web()], row("web", 25100 + i), row("x", 25200 + i)) for i in range(6)}
     copy = _shuffled(hosts, random.Random(1))
     assert list(copy) != list(hosts) and sorted(copy) == sorted(hosts)
+
+
+# ------------------------------------------------- what a conflict says (issue 22)
+# These pin the exact texts a failing host shows, and the order holders are
+# named in, which the survivors of `make mutation` showed were unguarded.
+
+
+def test_holders_at_one_port_are_named_in_the_surveys_order_with_shared_marked():
+    # Two shared rows cover c's fleet port 25100 (SO_REUSEPORT); both hold from 25100 on, so
+    # the survey's order (by range) decides: zeta's 25099-25100 before alpha's 25100-25101.
+    # Guards _holders 15/17/18/49/51/53, _read_survey 58/133, settle_fleet_ports 73, _refuse 56/59.
+    result = choose_fleet_ports(
+        {
+            "a": host([web()], row("web", 25100)),
+            "b": host([web()], row("web", 25100)),
+            "c": host([web()], row("alpha", 25100, 25101, shared=True), row("zeta", 25099, 25100, shared=True)),
+        }
+    )
+    (conflict,) = result["c"]["conflicts"]
+    assert conflict["holder"] == "owner zeta (25099-25100, shared); owner alpha (25100-25101, shared)"
+    assert conflict["msg"] == (
+        "host c: owner web/tcp cannot take its fleet ports 25100-25100, blocked by "
+        "owner zeta (25099-25100, shared); owner alpha (25100-25101, shared)"
+    )
+    assert result["c"]["allocations"] == [{"owner": "web", "proto": "tcp", "count": 1, "port": 25100, "shared": False}]
+
+
+def test_listeners_on_one_port_are_named_unknown_pid_first_then_by_unit():
+    # Three listeners on c's fleet port (IPv4/IPv6, socket activation by pid 1): the ones
+    # whose process is unknown come first, each listener says what is known of it.
+    # Guards _listener_text 15/18/19 and _read_survey 131/135/137/138/139/141/142/143.
+    listeners = [
+        stray(25100, pid=1, unit="Api.socket"),
+        stray(25100, pid=None, unit="Caddy.service"),
+        stray(25100, pid=None, unit=None),
+    ]
+    result = choose_fleet_ports(
+        {
+            "a": host([web()], row("web", 25100)),
+            "b": host([web()], row("web", 25100)),
+            "c": host([web()], conflicts=listeners),
+        }
+    )
+    (conflict,) = result["c"]["conflicts"]
+    assert conflict["holder"] == (
+        "a listener (process unknown); a listener (unit Caddy.service); a listener (unit Api.socket, pid 1)"
+    )
+
+
+def test_a_run_past_the_end_of_the_range_names_the_range_before_later_holders():
+    # Guards _holders 7 and 53 (holders lowest port first, not by their text).
+    # web grows from 1 port to 4 at 25998: past the end, and legacy holds 25999.
+    result = choose_fleet_ports({"a": host([web(4)], row("web", 25998), row("legacy", 25999))})
+    (conflict,) = result["a"]["conflicts"]
+    assert conflict["holder"] == "the end of the range 25000-25999; owner legacy (25999-25999)"
+
+
+def test_no_run_free_on_every_host_names_the_largest_free_run():
+    # Guards choose_fleet_ports 102/114/116/117/119/121/122 and _refuse 27.
+    hosts = {
+        "a": host([{"owner": "api", "count": 2}], row("x", 100, 101)),
+        "b": host([{"owner": "api", "count": 2}], row("y", 102)),
+    }
+    (conflict,) = choose_fleet_ports(hosts, port_range="100-103")["a"]["conflicts"]
+    assert conflict["msg"] == (
+        "host a: owner api/tcp gets no fleet port: no run of 2 free tcp ports on every host"
+        " in 100-103; the largest run free on every host is 1 ports (103-103)"
+    )
+    hosts["b"]["survey"]["allocations"].append(row("z", 103))
+    (conflict,) = choose_fleet_ports(hosts, port_range="100-103")["b"]["conflicts"]
+    assert conflict["msg"] == (
+        "host b: owner api/tcp gets no fleet port: no run of 2 free tcp ports on every host"
+        " in 100-103; the largest run free on every host is none"
+    )
+
+
+def test_an_owner_without_a_fleet_port_does_not_stop_the_next_one_on_its_host():
+    # api (4 ports) finds no run in 100-103; web, settled after it, still gets 101.
+    # Guards settle_fleet_ports 39.
+    result = choose_fleet_ports({"a": host([{"owner": "api", "count": 4}, web()], row("x", 100))}, port_range="100-103")
+    assert ports(result, "api") == {"a": None} and ports(result, "web") == {"a": 101}
+    assert [c["owner"] for c in result["a"]["conflicts"]] == ["api"]
+
+
+def test_a_survey_conflict_of_another_type_does_not_hide_the_listeners_after_it():
+    # Guards _read_survey 93.
+    in_use = {"type": "in_use", "proto": "tcp", "port": 25100, "pid": 7, "unit": None, "owner": "web"}
+    result = choose_fleet_ports({"a": host([{"owner": "api"}], conflicts=[in_use, stray(25031)])})
+    assert ports(result, "api") == {"a": 25032}
+
+
+def test_a_host_without_demand_or_survey_conflicts_reads_as_empty():
+    # Guards _read_host 29 and _read_survey 76: absent and null lists are empty.
+    bare = survey()
+    bare["conflicts"] = None
+    result = choose_fleet_ports({"a": {"survey": bare}, "b": {"demand": [web()], "survey": {"allocations": []}}})
+    assert result["a"] == {"allocations": [], "conflicts": [], "local": []}
+    assert ports(result, "web") == {"b": 25031}
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"demand": [], "survey": "nope"},
+         "host a: survey is not the registered result of berth.ports.port_info: 'nope'"),
+        ({"demand": [], "survey": {"failed": True, "msg": "boom"}}, "host a: survey failed: boom"),
+        ({"demand": [], "survey": {"failed": True}}, "host a: survey failed: no message"),
+        ({"demand": [], "survey": {"allocations": "x"}}, "host a: survey allocations is not a list: 'x'"),
+        ({"demand": [], "survey": {"allocations": [], "conflicts": "x"}},
+         "host a: survey conflicts is not a list: 'x'"),
+        ({"demand": [], "survey": survey(conflicts=["x"])}, "host a: survey: conflict 'x' is not a dict"),
+        ({"demand": [], "survey": survey(conflicts=[stray("x")])},
+         "host a: survey: unallocated listener: port 'x' is not an integer"),
+        ({"demand": "web", "survey": survey()}, "host a: demand is not a list: 'web'"),
+    ],
+)
+def test_a_malformed_host_is_named_in_one_exact_line(data, message):
+    # Guards _read_survey 3/7/9/18/20/41/47/73/80/84/86/101/107/108/110/112 and _read_host 35.
+    with pytest.raises(PortsError) as info:
+        choose_fleet_ports({"a": data})
+    assert str(info.value) == message
+
+
+# ------------------------------------------- settle_fleet_ports, as the registry calls it
+
+
+def _views(hosts):
+    return read_fleet(hosts, build_settings("25000-25999", ()))
+
+
+def test_settling_claims_ports_in_the_order_given_and_reads_static_asks_itself():
+    # zeta claims first as `order` says, so alpha meets it; without `claims` the hosts'
+    # static entries are read from the views (pin's 25200 blocks web).
+    # Guards settle_fleet_ports 11/13/14/22/24.
+    views = _views({"a": host([{"owner": "alpha"}, {"owner": "zeta"}, {"owner": "pin", "port": 25200}, web()])})
+    fleet = {("alpha", "tcp"): 25100, ("zeta", "tcp"): 25100, ("web", "tcp"): 25200}
+    order = [("zeta", "tcp"), ("web", "tcp"), ("alpha", "tcp")]
+    result = settle_fleet_ports(views, fleet, order, PortRange(25000, 25999), "fail")
+    assert [(c["owner"], c["holder"]) for c in result["a"]["conflicts"]] == [
+        ("alpha", "owner zeta (25100-25100, asked in this run)"),
+        ("web", "owner pin (25200-25200, asked in this run)"),
+    ]
+
+
+def test_settling_refuses_an_unknown_fallback_in_one_line():
+    # Guards settle_fleet_ports 3/5/6.
+    with pytest.raises(PortsError) as info:
+        settle_fleet_ports(
+            _views({"a": host([web()])}), {("web", "tcp"): 25100}, [("web", "tcp")], PortRange(25000, 25999), "maybe"
+        )
+    assert str(info.value) == "fallback 'maybe' is not one of fail, local"

@@ -195,3 +195,81 @@ def test_order_of_hostvars_is_irrelevant_for_a_fixed_example():
     items = list(HOSTVARS.items())
     random.Random(4).shuffle(items)
     assert endpoints_from_results(dict(items)) == endpoints_from_results(HOSTVARS)
+
+
+# ------------------------------------------------ errors name where the fault is
+# The operator reads "berth.ports.endpoints: <this>" and must find the host, the
+# variable and the item at fault; a malformed input is a PortsError (the filter
+# turns it into one line), never a TypeError or ValueError (a traceback).
+
+@pytest.mark.parametrize("result, message", [
+    # x__service_results__mutmut_5/9/11, x_held_by_host__mutmut_9, x_endpoints_from_results__mutmut_55
+    (["web"], r"^host h1: r\[0\] is not a dict: 'web'$"),
+    # x__service_results__mutmut_30/32
+    ([service("api", tcp=[25030]), {"owner": "web", "ports": [25031]}],
+     r"^host h1: r\[1\]: ports of owner web is not a dict of proto to ports: \[25031\]$"),
+    # x__service_results__mutmut_53/57
+    ([{"owner": "web", "ports": {"tcp": [70000]}}], r"^host h1: r\[0\]: tcp port of owner web 70000 is outside 1-65535$"),
+    # x__service_results__mutmut_34/36: protos of mixed types are sorted as text, then refused
+    ([{"owner": "web", "ports": {1: [25031], "tcp": [25031]}}], r"^host h1: r\[0\]: owner web: proto 1 is not one of"),
+    # x__survey_results__mutmut_3/13/15, x_held_by_host__mutmut_3
+    ({"failed": True}, r"^host h1: r is a failed result: no message$"),
+])
+def test_malformed_results_fail_naming_host_variable_and_item(result, message):
+    with pytest.raises(PortsError, match=message):
+        endpoints_from_results({"h1": {"r": result}}, results_var="r")
+
+
+def test_host_lists_must_be_lists_of_names_and_say_which_list(tmp_path):
+    # x__host_names__mutmut_1/4/6/8/12/14, x_endpoints_from_results__mutmut_19/22/23/26/29/30,
+    # x_endpoints_from_registry__mutmut_12/15/16
+    for hosts in (5, "", "app1"):
+        with pytest.raises(PortsError, match=r"^hosts must be a list of host names, got %r$" % (hosts,)):
+            endpoints_from_results(HOSTVARS, hosts=hosts)
+    with pytest.raises(PortsError, match=r"^hosts: '' is not a host name$"):
+        endpoints_from_results(HOSTVARS, hosts=["app1", ""])
+    with pytest.raises(PortsError, match=r"^the input's hosts: 5 is not a host name$"):
+        endpoints_from_results({5: HOSTVARS["app1"]})
+    path = tmp_path / "berth-ports-registry.yml"
+    path.write_text(REGISTRY)
+    with pytest.raises(PortsError, match=r"^hosts must be a list of host names, got 5$"):
+        endpoints_from_registry(str(path), 5)
+    for bad in ("", 5, None):
+        with pytest.raises(PortsError, match=r"^hosts: %r is not a host name$" % (bad,)):
+            endpoints_from_registry(str(path), ["app1", bad])
+
+
+def test_host_variables_and_results_and_registry_arguments_are_checked(tmp_path):
+    # x__vars_of__mutmut_8/10
+    with pytest.raises(PortsError, match=r"^host h1: its variables are not a dict: 'x'$"):
+        endpoints_from_results({"h1": "x"})
+    # x_endpoints_from_results__mutmut_6/10/12: an empty or odd name would read nothing and list no backend
+    for results_var in ("", 5):
+        with pytest.raises(PortsError, match=r"^results must name a variable, got %r$" % (results_var,)):
+            endpoints_from_results(HOSTVARS, results_var=results_var)
+    # x_endpoints_from_registry__mutmut_1/5/7: "" is no registry, not an empty one
+    for path in ("", None):
+        with pytest.raises(PortsError, match=r"^registry must be the path of the fleet registry, got %r$" % (path,)):
+            endpoints_from_registry(path, ["app1"])
+
+
+def test_hosts_without_the_variable_are_left_out_wherever_they_sort():
+    # x_endpoints_from_results__mutmut_38: a host without results sorting first must not end the reading
+    hostvars = {"app1": HOSTVARS["app1"], "a-lb": {"ansible_host": "10.0.0.1"}, "z-lb": {}}
+    assert endpoints_from_results(hostvars) == endpoints_from_results({"app1": HOSTVARS["app1"]}) != []
+
+
+def test_addresses_are_taken_as_given_and_an_empty_address_var_means_the_names(tmp_path):
+    # x_address_of__mutmut_8: any non-empty address is the address, whatever it spells
+    hostvars = {"app1": {"service_ports_results": [service("web", tcp=[25031])], "ansible_host": "XXXX", "": "10.9.9.9"}}
+    (group,) = endpoints_from_results(hostvars)
+    assert group["endpoints"][0]["address"] == "XXXX"
+    # x_address_of__mutmut_3: address_var "" names no variable, so the inventory name is the address
+    (group,) = endpoints_from_results(hostvars, address_var="")
+    assert group["endpoints"][0]["address"] == "app1"
+    # x_endpoints_from_registry__mutmut_23: with hostvars, a host without an address is reached by its name
+    path = tmp_path / "berth-ports-registry.yml"
+    path.write_text(REGISTRY)
+    groups = endpoints_from_registry(str(path), ["app1", "lb", "db"], hostvars=dict(HOSTVARS, db={}))
+    assert [(e["host"], e["address"]) for e in groups[1]["endpoints"]] == [
+        ("app1", "10.0.0.11"), ("db", "db"), ("lb", "10.0.0.1")]

@@ -179,19 +179,23 @@ BAD_FILES = [
     ("fleets: [default]\n", ["fleets is not a mapping"]),
     ("fleets: {default: [api]}\n", ["fleet default is not a mapping"]),
     ("fleets: {default: {api: 25080}}\n", ["owner api is not a mapping"]),
-    ("fleets: {-prod: {}}\n", ["fleet name", "'-prod'"]),
-    ("fleets: {default: {123: {tcp: 25080}}}\n", ["owner 123 is not a string", "quote it"]),
-    ("fleets: {default: {yes: {tcp: 25080}}}\n", ["owner True is not a string", "quote it"]),
+    ("fleets: {-prod: {}}\n", [": fleet name '-prod' is not"]),
+    ("fleets: {default: {123: {tcp: 25080}}}\n", ["owner 123 is not a string", "quote it", "(YAML reads it as int)"]),
+    ("fleets: {default: {yes: {tcp: 25080}}}\n", ["owner True is not a string", "quote it", "(YAML reads it as bool)"]),
     ("fleets: {default: {.hidden: {tcp: 25080}}}\n", ["owner", "'.hidden'"]),
-    ("fleets: {default: {api: {}}}\n", ["owner api has no ports"]),
-    ("fleets: {default: {api: {sctp: 25080}}}\n", ["owner api", "proto 'sctp'"]),
-    ("fleets: {default: {api: {tcp: 0}}}\n", ["owner api/tcp", "port 0 is outside 1-65535"]),
+    ("fleets: {default: {api: {}}}\n", ["fleet default: owner api has no ports"]),
+    ("fleets: {default: {api: {sctp: 25080}}}\n", ["fleet default: owner api", "proto 'sctp'"]),
+    ("fleets: {default: {api: {tcp: 0}}}\n", ["fleet default: owner api/tcp", "port 0 is outside 1-65535"]),
     ("fleets: {default: {api: {tcp: '65530-65536'}}}\n", ["owner api/tcp", "outside 1-65535"]),
     ("fleets: {default: {api: {tcp: '25099-25090'}}}\n", ["owner api/tcp", "inverted"]),
     ("fleets: {default: {api: {tcp: [25080, 25081]}}}\n", ["owner api/tcp", "LOW-HIGH"]),
     ("fleets: {default: {api: {tcp: true}}}\n", ["owner api/tcp", "LOW-HIGH"]),
     ("fleets: {default: {api: {tcp: 'port 80'}}}\n", ["owner api/tcp", "LOW-HIGH"]),
     ("fleets:\n  default:\n    api: {tcp: 25080}\n    api: {tcp: 25081}\n", ["duplicate key 'api'", "line 4", "first at line 3"]),
+    # A key that cannot be hashed does not hide a duplicate after it.
+    ("fleets:\n  [x]: {}\n  default: {}\n  default: {}\n", ["duplicate key 'default'"]),
+    # A self-referencing alias is refused where its shape goes wrong.
+    ("fleets: &f {default: *f}\n", ["fleet default: owner default: proto 'default' is not one of tcp, udp"]),
     (
         "fleets: {default: {web: {tcp: '25100-25110'}, api: {tcp: '25105'}}}\n",
         ["owners api (25105/tcp) and web (25100-25110/tcp) overlap on 25105/tcp"],
@@ -971,3 +975,30 @@ def test_a_change_that_does_not_read_back_as_returned_is_not_written(tmp_path):
         update_registry(path, "default", lambda registry: registry.with_fleet("default", {("api", "tcp"): PortRange(25031, 25032.5)}))
     assert str(caught.value) == "registry %s: internal error: the new registry does not read back as written" % os.path.realpath(path)
     assert (tmp_path / "fleet.yml").read_text() == textwrap.dedent(HARMONY)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("fleets:\n  default:\n    api: {tcp: 25080}\n    api: {tcp: 25081}\n",
+         "is not valid YAML at line 4, column 5: duplicate key 'api' (first at line 3)"),
+        ("fleets: {default: {api: {tcp: 25080}}\n", "is not valid YAML at line 2, column 1: expected ',' or '}', but got '<stream end>'"),
+        # The reader's error has neither a mark nor a problem: its own words, without a place.
+        ("fleets: {default: {api: {tcp: '\x07'}}}\n",
+         'is not valid YAML: unacceptable character #x0007: special characters are not allowed in "<unicode string>", position 31'),
+    ],
+    ids=["duplicate", "parser", "reader"],
+)
+def test_invalid_yaml_is_refused_with_its_place_and_its_problem(text, message):
+    # Guards _Loader.construct_mapping mutant 20 and parse_registry_text 11, 16, 18, 22-35.
+    with pytest.raises(PortsError) as caught:
+        parse_registry_text(text, "fleet.yml")
+    assert str(caught.value) == "registry fleet.yml " + message
+
+
+def test_exhaustion_with_no_free_port_at_all_says_none():
+    # Guards choose_ports mutant 84 (the largest run's text built from None).
+    small = build_settings("25000-25009")
+    with pytest.raises(PortsError) as caught:
+        choose_ports(Registry({}), "default", {("api", "tcp"): 1}, {"tcp": [R(25000, 25009)]}, small)
+    assert str(caught.value).endswith("held by no other owner of the fleet; the largest such run is none")

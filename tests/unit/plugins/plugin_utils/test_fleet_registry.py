@@ -741,8 +741,6 @@ def test_two_runs_at_once_adding_different_owners_both_land_on_different_ports(t
 def test_the_lock_is_what_keeps_concurrent_runs_apart(tmp_path, monkeypatch):
     # Without the lock both runs read the same registry and one owner is lost:
     # this shows the race the test above guards against is real.
-    import fcntl
-
     path = write(tmp_path / "fleet.yml", HARMONY)
     monkeypatch.setattr(fcntl, "flock", lambda fd, op: None)
     _race(path, ("api", "web"))

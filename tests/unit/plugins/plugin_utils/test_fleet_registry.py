@@ -8,11 +8,14 @@ owner's first choice is 25031.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import multiprocessing
 import os
 import random
 import stat
 import textwrap
+import threading
 import time
 
 import pytest
@@ -23,10 +26,12 @@ from hypothesis import strategies as st
 from ansible_collections.berth.ports.plugins.module_utils.errors import PortsError
 from ansible_collections.berth.ports.plugins.module_utils.port_range import PortRange
 from ansible_collections.berth.ports.plugins.module_utils.request import build_settings
-from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_choice import Taken, choose_ports
+from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_choice import Taken, _refuse_frozen, choose_ports
 from ansible_collections.berth.ports.plugins.plugin_utils.fleet_registry_file import (
     Registry,
     dump_registry,
+    entry_hint,
+    expected_ranges,
     load_registry,
     parse_registry_text,
 )
@@ -174,19 +179,23 @@ BAD_FILES = [
     ("fleets: [default]\n", ["fleets is not a mapping"]),
     ("fleets: {default: [api]}\n", ["fleet default is not a mapping"]),
     ("fleets: {default: {api: 25080}}\n", ["owner api is not a mapping"]),
-    ("fleets: {-prod: {}}\n", ["fleet name", "'-prod'"]),
-    ("fleets: {default: {123: {tcp: 25080}}}\n", ["owner 123 is not a string", "quote it"]),
-    ("fleets: {default: {yes: {tcp: 25080}}}\n", ["owner True is not a string", "quote it"]),
+    ("fleets: {-prod: {}}\n", [": fleet name '-prod' is not"]),
+    ("fleets: {default: {123: {tcp: 25080}}}\n", ["owner 123 is not a string", "quote it", "(YAML reads it as int)"]),
+    ("fleets: {default: {yes: {tcp: 25080}}}\n", ["owner True is not a string", "quote it", "(YAML reads it as bool)"]),
     ("fleets: {default: {.hidden: {tcp: 25080}}}\n", ["owner", "'.hidden'"]),
-    ("fleets: {default: {api: {}}}\n", ["owner api has no ports"]),
-    ("fleets: {default: {api: {sctp: 25080}}}\n", ["owner api", "proto 'sctp'"]),
-    ("fleets: {default: {api: {tcp: 0}}}\n", ["owner api/tcp", "port 0 is outside 1-65535"]),
+    ("fleets: {default: {api: {}}}\n", ["fleet default: owner api has no ports"]),
+    ("fleets: {default: {api: {sctp: 25080}}}\n", ["fleet default: owner api", "proto 'sctp'"]),
+    ("fleets: {default: {api: {tcp: 0}}}\n", ["fleet default: owner api/tcp", "port 0 is outside 1-65535"]),
     ("fleets: {default: {api: {tcp: '65530-65536'}}}\n", ["owner api/tcp", "outside 1-65535"]),
     ("fleets: {default: {api: {tcp: '25099-25090'}}}\n", ["owner api/tcp", "inverted"]),
     ("fleets: {default: {api: {tcp: [25080, 25081]}}}\n", ["owner api/tcp", "LOW-HIGH"]),
     ("fleets: {default: {api: {tcp: true}}}\n", ["owner api/tcp", "LOW-HIGH"]),
     ("fleets: {default: {api: {tcp: 'port 80'}}}\n", ["owner api/tcp", "LOW-HIGH"]),
     ("fleets:\n  default:\n    api: {tcp: 25080}\n    api: {tcp: 25081}\n", ["duplicate key 'api'", "line 4", "first at line 3"]),
+    # A key that cannot be hashed does not hide a duplicate after it.
+    ("fleets:\n  [x]: {}\n  default: {}\n  default: {}\n", ["duplicate key 'default'"]),
+    # A self-referencing alias is refused where its shape goes wrong.
+    ("fleets: &f {default: *f}\n", ["fleet default: owner default: proto 'default' is not one of tcp, udp"]),
     (
         "fleets: {default: {web: {tcp: '25100-25110'}, api: {tcp: '25105'}}}\n",
         ["owners api (25105/tcp) and web (25100-25110/tcp) overlap on 25105/tcp"],
@@ -217,8 +226,9 @@ def test_owners_may_share_a_port_across_protos_and_fleets():
 
 
 def test_an_unreadable_registry_is_refused(tmp_path):
-    with pytest.raises(PortsError, match="cannot be read"):
+    with pytest.raises(PortsError) as caught:
         load_registry(str(tmp_path))  # a directory
+    assert str(caught.value) == "registry %s cannot be read: Is a directory" % tmp_path
 
 
 def test_entries_outside_the_range_are_refused_with_settings(tmp_path):
@@ -387,6 +397,7 @@ def test_a_registry_that_breaks_the_runs_range_is_refused_before_choosing():
         ({("api", "tcp"): "2"}, "is not an integer"),
         ({("api", "tcp"): 1001}, "larger than the range"),
         ({"api": 1}, "not an (owner, proto) pair"),
+        ({("api", "tcp", "x"): 1}, "not an (owner, proto) pair"),
     ],
 )
 def test_bad_demands_are_refused(demands, message):
@@ -437,7 +448,7 @@ def test_frozen_refuses_a_changed_count(count, spec):
         choose_ports(registry, "default", {("metrics", "tcp"): count}, {}, DEFAULT, frozen=True)
     message = str(caught.value)
     assert "owner metrics/tcp asks for %d ports but the registry holds 25090-25099" % count in message
-    assert "fleet.yml" in message
+    assert message.startswith("registry fleet.yml, fleet default: owner metrics/tcp asks for")
     assert yaml.safe_load(message.split("e.g. ", 1)[1]) == {"fleets": {"default": {"metrics": {"tcp": spec}}}}
 
 
@@ -608,16 +619,18 @@ def test_check_mode_writes_nothing_but_shows_the_change(tmp_path):
 def test_a_registry_that_fails_validation_is_never_overwritten(tmp_path):
     text = "fleets: {default: {web: {tcp: '25100-25110'}, api: {tcp: 25105}}}\n"
     path = write(tmp_path / "fleet.yml", text)
-    with pytest.raises(PortsError, match="overlap"):
+    with pytest.raises(PortsError) as caught:
         update_registry(path, "default", lambda registry: Registry({}))
+    assert str(caught.value).startswith("registry %s, fleet default: owners api (25105/tcp) and web" % os.path.realpath(path))
     assert (tmp_path / "fleet.yml").read_text() == text
 
 
-def test_a_registry_outside_the_runs_range_is_never_overwritten(tmp_path):
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_registry_outside_the_runs_range_is_never_overwritten(tmp_path, check_mode):
     text = "fleets: {default: {web: {tcp: 26000}}}\n"
     path = write(tmp_path / "fleet.yml", text)
     with pytest.raises(PortsError, match="outside the range"):
-        update_registry(path, "default", lambda registry: Registry({}, registry.source), settings=DEFAULT)
+        update_registry(path, "default", lambda registry: Registry({}, registry.source), check_mode=check_mode, settings=DEFAULT)
     assert (tmp_path / "fleet.yml").read_text() == text
 
 
@@ -629,8 +642,9 @@ def test_a_change_that_would_make_the_registry_invalid_is_not_written(tmp_path):
         fleet[("api", "tcp")] = R(25085, 25095)
         return registry.with_fleet("default", fleet)
 
-    with pytest.raises(PortsError, match=r"owners api \(25085-25095/tcp\) and metrics \(25090-25099/tcp\) overlap on 25090-25095/tcp"):
+    with pytest.raises(PortsError, match=r"owners api \(25085-25095/tcp\) and metrics \(25090-25099/tcp\) overlap on 25090-25095/tcp") as caught:
         update_registry(path, "default", clash)
+    assert str(caught.value).startswith("registry %s, fleet default: " % os.path.realpath(path))
     assert (tmp_path / "fleet.yml").read_text() == textwrap.dedent(HARMONY)
 
 
@@ -727,8 +741,6 @@ def test_two_runs_at_once_adding_different_owners_both_land_on_different_ports(t
 def test_the_lock_is_what_keeps_concurrent_runs_apart(tmp_path, monkeypatch):
     # Without the lock both runs read the same registry and one owner is lost:
     # this shows the race the test above guards against is real.
-    import fcntl
-
     path = write(tmp_path / "fleet.yml", HARMONY)
     monkeypatch.setattr(fcntl, "flock", lambda fd, op: None)
     _race(path, ("api", "web"))
@@ -751,3 +763,240 @@ def test_many_writers_each_get_their_own_ports(tmp_path):
     assert sorted(owner for owner, unused_proto in fleet) == sorted(owners)
     firsts = sorted(ports.first for ports in fleet.values())
     assert firsts == [25031 + 3 * index for index in range(len(owners))]
+
+
+# ------------------------------------------------------------ issue 22: what the mutants showed unguarded
+
+
+def test_a_demand_as_large_as_the_range_takes_the_whole_range():
+    # Guards _demands mutant 27 (>=).
+    chosen = choose_ports(Registry({}), "default", {("api", "tcp"): 10}, {}, build_settings("25000-25009"))[1]
+    assert chosen == {("api", "tcp"): R(25000, 25009)}
+
+
+def test_a_survey_item_that_is_neither_a_range_nor_a_taken_is_refused():
+    # Guards _survey_blocks mutants 13 and 16 (a TypeError or ValueError instead of the PortsError).
+    with pytest.raises(PortsError) as caught:
+        choose_ports(Registry({}), "default", {("api", "tcp"): 1}, {"tcp": [25031]}, DEFAULT)
+    assert str(caught.value) == "surveyed tcp ports: 25031 is neither a PortRange nor a Taken"
+
+
+def test_frozen_names_the_first_owner_that_would_change_past_the_ones_it_keeps():
+    # ceph-rgw sorts first and is kept; web is new. Guards _refuse_frozen mutant 7 (break).
+    with pytest.raises(PortsError) as caught:
+        choose_ports(registry_of(HARMONY), "default", {("ceph-rgw", "tcp"): 1, ("web", "tcp"): 1}, {}, DEFAULT, frozen=True)
+    assert str(caught.value).startswith("registry fleet.yml, fleet default: owner web/tcp is not in the registry")
+
+
+def test_the_frozen_last_resort_is_still_a_one_line_error_naming_the_registry():
+    # Unreachable through choose_ports (a frozen registry changes only at a chosen owner), so called
+    # directly: a later change that reaches it must not turn into a traceback. Guards _refuse_frozen 40-46.
+    registry = registry_of(HARMONY)
+    with pytest.raises(PortsError) as caught:
+        _refuse_frozen(registry, "default", registry.fleet("default"), {("metrics", "tcp"): R(25090, 25099)})
+    assert str(caught.value) == "registry fleet.yml, fleet default: internal error: a frozen registry would change"
+
+
+def test_a_registry_changed_by_a_choice_still_names_its_file():
+    # Guards Registry.with_fleet mutants 6 and 8 (the source dropped).
+    registry = registry_of(HARMONY, source="/srv/fleet.yml")
+    after = choose_ports(registry, "default", {("api", "tcp"): 1}, {}, DEFAULT)[0]
+    assert after.source == "/srv/fleet.yml"
+    with pytest.raises(PortsError, match=r"^registry /srv/fleet\.yml, fleet default: owner web/tcp is not in the registry"):
+        choose_ports(after, "default", {("web", "tcp"): 1}, {}, DEFAULT, frozen=True)
+
+
+def test_the_frozen_hint_is_one_line_of_yaml_for_the_longest_names():
+    # YAML's default width would fold it (PortsError then joins the lines, but not back into the same text).
+    # Guards entry_hint mutants 4 and 7.
+    fleet, owner = "f" * 128, "o" * 128
+    hint = entry_hint(fleet, owner, "udp", R(25031, 25032))
+    assert "\n" not in hint
+    assert yaml.safe_load(hint) == {"fleets": {fleet: {owner: {"udp": "25031-25032"}}}}
+
+
+def test_a_registry_that_is_not_utf8_is_refused(tmp_path):
+    # Guards read_registry_text mutants 18 and 21 (a TypeError or ValueError instead of the PortsError).
+    path = tmp_path / "fleet.yml"
+    path.write_bytes(b"fleets: {caf\xe9: {}}\n")
+    with pytest.raises(PortsError, match=r"^registry %s is not UTF-8 text: 'utf-8' codec can't decode" % path):
+        load_registry(str(path))
+
+
+def test_expected_ranges_are_the_fleets_entries_written_as_port_info_writes_ranges(tmp_path):
+    # Guards expected_ranges mutants 1-7 (no test called it).
+    path = write(tmp_path / "fleet.yml", HARMONY)
+    assert expected_ranges(path) == {
+        ("ceph-rgw", "tcp"): "25080-25080",
+        ("dns", "tcp"): "25053-25053",
+        ("dns", "udp"): "25053-25053",
+        ("metrics", "tcp"): "25090-25099",
+    }
+    assert expected_ranges(path, "staging") == {("ceph-rgw", "tcp"): "25080-25080"}
+    assert expected_ranges(None) == expected_ranges("") == expected_ranges(str(tmp_path / "none.yml")) == {}
+    with pytest.raises(PortsError, match="fleet name '-x'"):
+        expected_ranges(path, "-x")
+
+
+@pytest.mark.parametrize("stale", [0, 1, 2])
+def test_the_new_text_goes_through_a_hidden_temporary_file_beside_the_registry(tmp_path, monkeypatch, stale):
+    # A leftover of a killed run with the same pid is skipped, not reused or removed.
+    # Guards _write_atomically mutants 2, 5, 18, 21 (where and how the temporary file is named)
+    # and 13, 34-36 (the attempt counter: 34 loops forever, hence the bound).
+    path = write(tmp_path / "fleet.yml", HARMONY)
+    directory = os.path.realpath(str(tmp_path))
+    temp = os.path.join(directory, ".fleet.yml.%d.%%d.tmp" % os.getpid())
+    for attempt in range(stale):
+        write(tmp_path / os.path.basename(temp % attempt), "stale\n")
+    opened, replaced = [], []
+    real_open, real_replace = os.open, os.replace
+
+    def counting_open(name, flags, *mode):
+        if str(name).endswith(".tmp"):
+            opened.append(name)
+            assert len(opened) <= stale + 1, opened
+        return real_open(name, flags, *mode)
+
+    def recording_replace(src, dst):
+        replaced.append((src, dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    update_registry(path, "default", add_owner("api"))
+    assert replaced == [(temp % stale, os.path.join(directory, "fleet.yml"))]
+    assert leftovers(tmp_path) == sorted(os.path.basename(temp % attempt) for attempt in range(stale))
+
+
+def test_a_new_registry_and_its_lock_file_are_created_0666_less_the_umask(tmp_path):
+    # Guards _write_atomically mutants 29, 32 and update_registry 35, 37 (the modes given to os.open).
+    path = str(tmp_path / "fleet.yml")
+    umask = os.umask(0o022)
+    try:
+        update_registry(path, "default", add_owner("api"))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(path + ".lock").st_mode) == 0o644
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_only_the_runs_fleet_is_held_to_its_range_when_the_registry_is_updated(tmp_path, check_mode):
+    # site-b runs under 26000-26999. Guards update_registry 15, 56 and _update 11, 14, 32, 35 (every fleet checked).
+    path = write(tmp_path / "fleet.yml", "fleets: {site-a: {api: {tcp: 25100}}, site-b: {api: {tcp: 26100}}}")
+    result = update_registry(path, "site-a", add_owner("web", fleet="site-a"), check_mode=check_mode, settings=DEFAULT)
+    assert result.changed
+    after = parse_registry_text(result.after, "x")
+    assert after.fleet("site-a")[("web", "tcp")] == R(25031)
+    assert after.fleet("site-b") == {("api", "tcp"): R(26100)}
+
+
+def test_a_run_waits_while_another_holder_has_the_lock_file(tmp_path):
+    # The lock is <path>.lock, taken by this process like any other. Guards update_registry 27, 28 (another
+    # lock file) and 43 (no lock taken); the race tests above fork, so they do not guard it.
+    path = str(tmp_path / "fleet.yml")
+    holder = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    released = threading.Event()
+    seen = []
+
+    def release():
+        time.sleep(0.2)
+        released.set()
+        os.close(holder)
+
+    def change(registry):
+        seen.append(released.is_set())
+        return add_owner("api")(registry)
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    try:
+        assert update_registry(path, "default", change).changed
+    finally:
+        thread.join()
+    assert seen == [True]
+    assert sorted(os.listdir(str(tmp_path))) == ["fleet.yml", "fleet.yml.lock"]
+
+
+def test_a_lock_interrupted_by_a_signal_is_waited_for_again(tmp_path, monkeypatch):
+    # Guards update_registry mutant 49 (EINTR refused).
+    path = str(tmp_path / "fleet.yml")
+    real_flock = fcntl.flock
+    calls = []
+
+    def interrupted_once(fd, operation):
+        calls.append(operation)
+        if len(calls) == 1:
+            raise OSError(errno.EINTR, os.strerror(errno.EINTR))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", interrupted_once)
+    assert update_registry(path, "default", add_owner("api")).changed
+    assert calls == [fcntl.LOCK_EX, fcntl.LOCK_EX]
+
+
+def test_a_lock_that_cannot_be_taken_is_refused_in_one_line(tmp_path, monkeypatch):
+    # Guards update_registry mutants 51, 53, 54 (the message's formatting) and 49 (retrying forever: bounded).
+    path = write(tmp_path / "fleet.yml", HARMONY)
+    calls = []
+
+    def no_locks(fd, operation):
+        calls.append(operation)
+        assert len(calls) == 1, "retried a lock error that is not EINTR"
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(PortsError) as caught:
+        update_registry(path, "default", add_owner("api"))
+    real = os.path.realpath(path)
+    assert str(caught.value) == "registry %s: cannot lock %s.lock: No locks available" % (real, real)
+    assert (tmp_path / "fleet.yml").read_text() == textwrap.dedent(HARMONY)
+
+
+def test_a_lock_file_that_cannot_be_opened_is_refused_in_one_line(tmp_path):
+    # Guards update_registry mutants 39, 41, 42 (the message's formatting).
+    path = str(tmp_path / "fleet.yml")
+    os.mkdir(path + ".lock")
+    with pytest.raises(PortsError) as caught:
+        update_registry(path, "default", add_owner("api"))
+    real = os.path.realpath(path)
+    assert str(caught.value) == "registry %s: cannot open lock file %s.lock: Is a directory" % (real, real)
+    assert not os.path.exists(path)
+
+
+def test_a_change_that_does_not_read_back_as_returned_is_not_written(tmp_path):
+    # A change_fn's range the file cannot express (a fractional port) is caught before the write.
+    # Guards _update mutants 26 and 28 (a TypeError or ValueError instead of the PortsError).
+    path = write(tmp_path / "fleet.yml", HARMONY)
+    with pytest.raises(PortsError) as caught:
+        update_registry(path, "default", lambda registry: registry.with_fleet("default", {("api", "tcp"): PortRange(25031, 25032.5)}))
+    assert str(caught.value) == "registry %s: internal error: the new registry does not read back as written" % os.path.realpath(path)
+    assert (tmp_path / "fleet.yml").read_text() == textwrap.dedent(HARMONY)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("fleets:\n  default:\n    api: {tcp: 25080}\n    api: {tcp: 25081}\n",
+         "is not valid YAML at line 4, column 5: duplicate key 'api' (first at line 3)"),
+        ("fleets: {default: {api: {tcp: 25080}}\n", "is not valid YAML at line 2, column 1: expected ',' or '}', but got '<stream end>'"),
+        # The reader's error has neither a mark nor a problem: its own words, without a place.
+        ("fleets: {default: {api: {tcp: '\x07'}}}\n",
+         'is not valid YAML: unacceptable character #x0007: special characters are not allowed in "<unicode string>", position 31'),
+    ],
+    ids=["duplicate", "parser", "reader"],
+)
+def test_invalid_yaml_is_refused_with_its_place_and_its_problem(text, message):
+    # Guards _Loader.construct_mapping mutant 20 and parse_registry_text 11, 16, 18, 22-35.
+    with pytest.raises(PortsError) as caught:
+        parse_registry_text(text, "fleet.yml")
+    assert str(caught.value) == "registry fleet.yml " + message
+
+
+def test_exhaustion_with_no_free_port_at_all_says_none():
+    # Guards choose_ports mutant 84 (the largest run's text built from None).
+    small = build_settings("25000-25009")
+    with pytest.raises(PortsError) as caught:
+        choose_ports(Registry({}), "default", {("api", "tcp"): 1}, {"tcp": [R(25000, 25009)]}, small)
+    assert str(caught.value).endswith("held by no other owner of the fleet; the largest such run is none")

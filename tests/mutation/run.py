@@ -86,7 +86,17 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           35: "suspicious", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout",
           37: "type check", -11: "segfault", -9: "segfault", None: "not checked"}
 # Killed: a test failed, or the mutant hung or crashed the test process.
-KILLED = {"killed", "timeout", "segfault", "type check"}
+KILLED = {"killed", "timeout", "segfault", "crashed", "type check"}
+
+
+def status_of(code):
+    """mutmut's exit code as a status; a test process ended by any other signal
+    (SIGALRM left to its default by a mutant, say) crashed: the mutant was seen."""
+    if code in STATUS:
+        return STATUS[code]
+    if isinstance(code, int) and code < 0:
+        return "crashed"
+    return "suspicious"
 
 
 def log(text=""):
@@ -169,7 +179,7 @@ def retry_survivors(targets, equivalent):
             meta = json.load(handle)
         codes = meta["exit_code_by_key"]
         for key, code in codes.items():
-            if code is not None and STATUS.get(code, "suspicious") not in KILLED and key not in equivalent:
+            if code is not None and status_of(code) not in KILLED and key not in equivalent:
                 codes[key] = None
                 retried += 1
         with open(meta_path, "w", encoding="utf-8") as handle:
@@ -343,11 +353,16 @@ def _sql_case_only(chain, before, after):
         return False
     if before.lower() != after.lower() or any(q in before for q in "'\"") or _SQL_PARAMETER.search(before):
         return False
-    if len(chain) < 2 or not isinstance(chain[-1], ast.Constant) or not isinstance(chain[-2], ast.Call):
+    if len(chain) < 2 or not isinstance(chain[-1], ast.Constant):
         return False
-    call = chain[-2]
-    return (isinstance(call.func, ast.Attribute) and call.func.attr in SQL_CALLS
-            and bool(call.args) and call.args[0] is chain[-1])
+    sql, call = chain[-1], chain[-2]
+    if isinstance(call, ast.BinOp) and isinstance(call.op, ast.Mod) and call.left is sql and len(chain) >= 3:
+        # "PRAGMA user_version = %d" % VERSION: the same placeholders, the same SQL
+        if not _same_placeholders(before, after):
+            return False
+        sql, call = call, chain[-3]
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in SQL_CALLS
+            and bool(call.args) and call.args[0] is sql)
 
 
 def sql_case_only(original, mutant):
@@ -458,7 +473,7 @@ def collect(targets, equivalents):
                 "name": key,
                 "short": func,
                 "function": qualified(func),
-                "status": STATUS.get(code, "suspicious"),
+                "status": status_of(code),
                 "message_only": message_only(original, mutant),
                 "diff": short_diff(text, original, mutant),
                 "equivalent": None,

@@ -106,3 +106,19 @@ def test_dynamic_request_has_no_static_range():
     request = build_allocation_request("web")
     assert request == AllocationRequest("web", "tcp", 1, None, False, False)
     assert request.static_range is None
+
+
+# validate_proto: the refusal lists the choices readably ("XX, XX".join survived).
+def test_bad_proto_names_the_choices():
+    with pytest.raises(PortsError, match=r"^proto 'icmp' is not one of tcp, udp$"):
+        validate_proto("icmp")
+    with pytest.raises(PortsError, match=r"^proto 'icmp' is not one of tcp, udp, all$"):
+        validate_proto("icmp", allow_all=True)
+
+
+# build_settings: a bad reserved entry is named as reserved (what="XXreservedXX" survived).
+def test_bad_reserved_entry_is_named():
+    with pytest.raises(PortsError, match=r"^reserved: range 'web' is not of the form LOW-HIGH$"):
+        build_settings(reserved=[25010, "web"])
+    with pytest.raises(PortsError, match=r"^reserved \{'web': 1\} is not a list of ports and LOW-HIGH ranges$"):
+        build_settings(reserved={"web": 1})

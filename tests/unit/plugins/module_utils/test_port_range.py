@@ -102,3 +102,147 @@ def test_free_runs_are_the_complement_inside_bounds(taken, low, span):
         assert bounds.covers(run)
     for left, right in zip(runs, runs[1:]):
         assert left.last + 1 < right.first  # maximal runs
+
+
+# Behaviour the mutation run (issue 22) found unguarded: boundary ports, the
+# text of errors and the deterministic edge cases the properties above only
+# reach by chance.
+
+def test_port_range_size_ports_and_text():
+    assert PortRange(5, 7).size == 3
+    assert PortRange(9, 9).size == 1
+    assert PortRange(5, 7).ports() == [5, 6, 7]
+    assert PortRange(9, 9).ports() == [9]
+    assert str(PortRange(25000, 25999)) == "25000-25999"
+    assert str(PortRange(8080, 8080)) == "8080-8080"
+
+
+@pytest.mark.parametrize(
+    "left, right, expected",
+    [
+        (PortRange(100, 200), PortRange(200, 300), True),  # one shared end port
+        (PortRange(100, 200), PortRange(50, 100), True),
+        (PortRange(100, 200), PortRange(150, 150), True),
+        (PortRange(100, 200), PortRange(100, 200), True),
+        (PortRange(100, 200), PortRange(201, 300), False),  # adjacent is not overlapping
+        (PortRange(100, 200), PortRange(50, 99), False),
+    ],
+)
+def test_overlaps_counts_shared_end_ports_both_ways(left, right, expected):
+    assert left.overlaps(right) is expected
+    assert right.overlaps(left) is expected
+
+
+def test_contains_includes_both_ends_and_nothing_outside():
+    span = PortRange(100, 200)
+    assert [port for port in (99, 100, 101, 199, 200, 201) if span.contains(port)] == [100, 101, 199, 200]
+
+
+@pytest.mark.parametrize(
+    "inner, expected",
+    [
+        (PortRange(100, 200), True),
+        (PortRange(100, 100), True),
+        (PortRange(200, 200), True),
+        (PortRange(99, 200), False),
+        (PortRange(100, 201), False),
+        (PortRange(50, 99), False),
+    ],
+)
+def test_covers_includes_both_ends(inner, expected):
+    assert PortRange(100, 200).covers(inner) is expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("2-1", "range '2-1' is inverted: 2 is above 1"),
+        ("0-10", "port '0-10' is outside 1-65535"),
+        ("1-65536", "port '1-65536' is outside 1-65535"),
+        ("70000", "port '70000' is outside 1-65535"),
+        (0, "port 0 is outside 1-65535"),
+        ("abc", "range 'abc' is not of the form LOW-HIGH"),
+        (None, "range None is not a string of the form LOW-HIGH"),
+        (True, "range True is not a string of the form LOW-HIGH"),
+    ],
+)
+def test_parse_range_errors_name_the_value_and_the_rule(text, message):
+    with pytest.raises(PortsError) as info:
+        parse_range(text)
+    assert str(info.value) == message
+
+
+def test_parse_range_accepts_the_bounds_of_the_port_space():
+    assert parse_range(1) == PortRange(1, 1)
+    assert parse_range(65535) == PortRange(65535, 65535)
+    assert parse_range("65535") == PortRange(65535, 65535)
+    assert parse_range("1-1") == PortRange(1, 1)
+
+
+def test_parse_port_list_takes_any_collection_and_one_bare_item():
+    assert parse_port_list((25001, "25003-25004")) == [PortRange(25001, 25001), PortRange(25003, 25004)]
+    assert parse_port_list({25001}) == [PortRange(25001, 25001)]
+    assert parse_port_list(frozenset(["25001-25002"])) == [PortRange(25001, 25002)]
+    assert parse_port_list(25001) == [PortRange(25001, 25001)]
+    assert parse_port_list([]) == []
+
+
+@pytest.mark.parametrize(
+    "items, what, message",
+    [
+        (None, "ports", "ports None is not a list of ports and LOW-HIGH ranges"),
+        (True, "ports", "ports True is not a list of ports and LOW-HIGH ranges"),
+        ({"a": 1}, "reserved", "reserved {'a': 1} is not a list of ports and LOW-HIGH ranges"),
+        (["9-1"], "reserved", "reserved: range '9-1' is inverted: 9 is above 1"),
+        ([25001, "x"], "ports", "ports: range 'x' is not of the form LOW-HIGH"),
+    ],
+)
+def test_parse_port_list_errors_say_which_option(items, what, message):
+    with pytest.raises(PortsError) as info:
+        parse_port_list(items, what=what)
+    assert str(info.value) == message
+
+
+def test_parse_port_list_names_ports_by_default():
+    with pytest.raises(PortsError) as info:
+        parse_port_list(["x"])
+    assert str(info.value) == "ports: range 'x' is not of the form LOW-HIGH"
+
+
+def test_bands_of_a_single_port_is_that_port():
+    assert list(bands(PortRange(5, 5))) == [PortRange(5, 5)]
+
+
+@pytest.mark.parametrize(
+    "ranges, expected",
+    [
+        ([], []),
+        ([PortRange(6, 9), PortRange(1, 5)], [PortRange(1, 9)]),  # adjacent: one run, whatever the order
+        ([PortRange(1, 5), PortRange(7, 9)], [PortRange(1, 5), PortRange(7, 9)]),  # one free port between
+        ([PortRange(1, 10), PortRange(3, 4)], [PortRange(1, 10)]),  # contained
+        ([PortRange(1, 10), PortRange(10, 12)], [PortRange(1, 12)]),  # sharing an end
+        ([PortRange(3, 3), PortRange(3, 3)], [PortRange(3, 3)]),
+    ],
+)
+def test_merge_examples(ranges, expected):
+    assert merge(ranges) == expected
+
+
+@pytest.mark.parametrize(
+    "taken, expected",
+    [
+        ([], [PortRange(10, 20)]),
+        ([PortRange(5, 9)], [PortRange(10, 20)]),  # ends just below the bounds
+        ([PortRange(5, 10)], [PortRange(11, 20)]),  # holds the first port
+        ([PortRange(20, 25)], [PortRange(10, 19)]),  # holds the last port
+        ([PortRange(21, 25)], [PortRange(10, 20)]),  # starts just above the bounds
+        ([PortRange(19, 19)], [PortRange(10, 18), PortRange(20, 20)]),  # a one-port run left at the top
+        ([PortRange(11, 20)], [PortRange(10, 10)]),  # a one-port run left at the bottom
+        ([PortRange(1, 3), PortRange(12, 13), PortRange(30, 40)], [PortRange(10, 11), PortRange(14, 20)]),
+        ([PortRange(12, 13), PortRange(15, 15)], [PortRange(10, 11), PortRange(14, 14), PortRange(16, 20)]),
+        ([PortRange(1, 30)], []),
+        ([PortRange(10, 20)], []),
+    ],
+)
+def test_free_runs_examples(taken, expected):
+    assert free_runs(PortRange(10, 20), taken) == expected

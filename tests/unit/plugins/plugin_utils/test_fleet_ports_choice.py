@@ -761,3 +761,9 @@ def test_settling_refuses_an_unknown_fallback_in_one_line():
             _views({"a": host([web()])}), {("web", "tcp"): 25100}, [("web", "tcp")], PortRange(25000, 25999), "maybe"
         )
     assert str(info.value) == "fallback 'maybe' is not one of fail, local"
+
+
+def test_an_unknown_fallback_names_every_choice():
+    # choose_fleet_ports: `", ".join(FALLBACKS)` -> `"XX, XX".join(...)`.
+    with pytest.raises(PortsError, match=r"^fallback 'retry' is not one of fail, local$"):
+        choose_fleet_ports({}, fallback="retry")

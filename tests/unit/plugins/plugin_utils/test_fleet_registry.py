@@ -1000,3 +1000,14 @@ def test_exhaustion_with_no_free_port_at_all_says_none():
     with pytest.raises(PortsError) as caught:
         choose_ports(Registry({}), "default", {("api", "tcp"): 1}, {"tcp": [R(25000, 25009)]}, small)
     assert str(caught.value).endswith("held by no other owner of the fleet; the largest such run is none")
+
+
+def test_unknown_top_level_keys_are_all_named_in_order():
+    # parse_registry: `", ".join(unknown)` -> `"XX, XX".join(...)`.
+    with pytest.raises(PortsError, match=r"^registry fleet\.yml: unknown top-level key fleet, owners; expected version and fleets$"):
+        registry_of("""\
+            version: 1
+            owners: {}
+            fleet: {}
+            fleets: {}
+            """)

@@ -331,14 +331,20 @@ def _text_only(chain, before, after):
     return False
 
 
-def message_only(original, mutant):
-    """The rule: every difference between the two functions is message text."""
+def _every_difference_is(rule, original, mutant):
+    """Whether the two functions differ, and ``rule(chain, before, after)`` holds
+    for each of their differences (a changed number of statements never does)."""
     if len(original.body) != len(mutant.body):
         return False
     diffs = list(_differences(original.args, mutant.args, [original]))
     for a, b in zip(original.body, mutant.body):
         diffs.extend(_differences(a, b, [original]))
-    return bool(diffs) and all(_text_only(*diff) for diff in diffs)
+    return bool(diffs) and all(rule(*diff) for diff in diffs)
+
+
+def message_only(original, mutant):
+    """The rule: every difference between the two functions is message text."""
+    return _every_difference_is(_text_only, original, mutant)
 
 
 # ------------------------------------------------------------ equivalents
@@ -366,12 +372,8 @@ def _sql_case_only(chain, before, after):
 
 
 def sql_case_only(original, mutant):
-    if len(original.body) != len(mutant.body):
-        return False
-    diffs = list(_differences(original.args, mutant.args, [original]))
-    for a, b in zip(original.body, mutant.body):
-        diffs.extend(_differences(a, b, [original]))
-    return bool(diffs) and all(_sql_case_only(*diff) for diff in diffs)
+    """The SQL-case rule: every difference is SQL text changed only in letter case."""
+    return _every_difference_is(_sql_case_only, original, mutant)
 
 
 SQL_CASE_REASON = "SQL text changed only in letter case: SQLite reads keywords and identifiers in any case"
